@@ -1,0 +1,45 @@
+"""CutMix: a box of the partner image is pasted over the image; labels mix by the box's area.
+
+Yun, Han, Oh, Chun, Choe, Yoo. "CutMix: Regularization Strategy to Train Strong Classifiers with Localizable
+Features", ICCV 2019. arXiv:1905.04899.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .._render import box_indicator, integer_box
+from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
+
+INFO = MethodInfo(
+    name="cutmix",
+    title="CutMix",
+    summary="Pastes a box of the partner image, of area (1 − λ) of the image, at a random place.",
+    formula=r"\tilde x = M\odot x + (1-M)\odot x_p,\ M = 1 - \mathbb{1}_{\text{box}},"
+            r"\ \lambda = \tfrac{1}{HW}\textstyle\sum M",
+    paper='Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with Localizable Features", '
+          "ICCV 2019",
+    arxiv="1905.04899",
+    default_alpha=1.0,
+    params=(
+        Param("center_x", "box centre, as a fraction of the width", low=0.0, high=1.0, sampled="U(0, 1)"),
+        Param("center_y", "box centre, as a fraction of the height", low=0.0, high=1.0, sampled="U(0, 1)"),
+    ),
+    notes="The box has sides W·√(1 − λ) × H·√(1 − λ) and is clipped at the border; λ is then the area kept.",
+)
+
+
+@mask_generator(INFO)
+def cutmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tensor:
+    """CutMix mask: 0 on a box of sides (W·√(1 − λ), H·√(1 − λ)) clipped at the border, 1 elsewhere.
+
+    Params: ``center_x``/``center_y`` (fractions of the width/height, U(0, 1) when not pinned).
+    Returns [B, 1, H, W] float32; its mean is the effective λ.
+    """
+    side = (1.0 - lam).clamp_min(0).sqrt()
+    x0, x1 = integer_box(read.sample_uniform("center_x", 0.0, 1.0) * width, side * width, width)
+    y0, y1 = integer_box(read.sample_uniform("center_y", 0.0, 1.0) * height, side * height, height)
+    return 1.0 - box_indicator(x0, x1, y0, y1, height, width)
+
+
+register(MaskMethod(INFO, cutmix_mask))

@@ -1,0 +1,248 @@
+"""Mixing a batch: the λ convention, :class:`Mixer` and the soft-label loss.
+
+The λ convention (the whole project uses it)
+--------------------------------------------
+``mask`` has shape [B, 1, H, W], values in [0, 1], and is the weight of the sample's **own** image; its
+partner gets ``1 − mask``::
+
+    x̃ = mask · x + (1 − mask) · x_partner
+
+The label weight of the own label is the effective area, never the requested λ::
+
+    lam = mask.mean((1, 2, 3))
+    ỹ   = lam · onehot(y) + (1 − lam) · onehot(y_partner)
+
+Cutout is the one exception: its partner is a fill value and its label stays ``onehot(y)`` (lam = 1).
+Methods that do more than mask (LMix sharpens the mixed image, ResizeMix pastes a resized partner) keep the
+same mask and label rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import _random
+from ._checks import (check_generator, check_images, check_int, check_real, check_values_in, describe,
+                      same_device)
+from .registry import Batch, get_method
+
+__all__ = ["Mixer", "MixOutput", "soft_cross_entropy", "soft_targets"]
+
+
+@dataclass
+class MixOutput:
+    """The result of one :class:`Mixer` call.
+
+    Attributes:
+        images: [B, C, H, W] mixed images, dtype and device of the input.
+        targets: [B, num_classes] float32 soft labels; rows sum to 1.
+        lam: [B] float32 label weight of each sample's own label (the mask's mean; 1 for cutout).
+        mask: [B, 1, H, W] float32 weight of each sample's own image.
+        partner: [B] int64 index into the batch of each sample's partner (its own index when it was not
+            mixed, or mixed with another view of itself).
+        lam_requested: [B] float32 the λ that was asked for (sampled or pinned) before rendering.
+        details: per-method extras (MiAMix stages, HardMix's pool, SaliencyMix peaks, …).
+
+    Unpacks as ``images, targets = mixer(images, labels)``.
+    """
+
+    images: Tensor
+    targets: Tensor
+    lam: Tensor
+    mask: Tensor
+    partner: Tensor
+    lam_requested: Tensor
+    details: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.images, self.targets))
+
+
+class Mixer:
+    """Mix a batch of images and labels with one of :data:`msda.METHODS`, per-sample, on the batch's device.
+
+    Args:
+        method: a name from ``msda.METHODS``.
+        num_classes: number of classes K of the labels.
+        alpha: concentration of the λ prior, λ ~ Beta(α, α) per sample (MiAMix: the Dirichlet's α);
+            defaults to the method's own (``msda.methods_info()[method].default_alpha``).
+        prob: probability that a sample is mixed; unselected samples come back unchanged (mask 1, lam 1).
+        label_smoothing: ε in [0, 1): each one-hot label becomes (1 − ε)·onehot + ε/K before mixing.
+        generator: the ``torch.Generator`` all randomness is drawn from (on the images' device);
+            None draws from torch's default generator.
+        check_values: check label and pinned-λ *values* (one host sync per call). Shapes, dtypes and
+            devices are always checked.
+        **params: the method's parameters (``msda.methods_info()[method].params``), each a number or a
+            per-sample tensor, pinning what would otherwise be sampled.
+
+    Call it as ``out = mixer(images, labels, *, lam=None, logits=None, images_b=None)``:
+
+        images: [B, C, H, W] floating point.
+        labels: [B] int class indices or [B, K] soft labels.
+        lam: optional requested λ per sample ([B] tensor or a number).
+        logits: [B, K] the model's predictions on ``images`` (required by hardmix).
+        images_b: [B, C, H, W] a second, differently augmented view (used by miamix self-mixing).
+
+    Inputs are never modified in place. Returns a :class:`MixOutput`.
+    """
+
+    def __init__(self, method: str, *, num_classes: int, alpha: float | None = None, prob: float = 1.0,
+                 label_smoothing: float = 0.0, generator: torch.Generator | None = None,
+                 check_values: bool = True, **params):
+        self.method = get_method(method)
+        self.num_classes = check_int("num_classes", num_classes, low=1)
+        default_alpha = self.method.info.default_alpha
+        if alpha is None:
+            alpha = default_alpha if default_alpha is not None else 1.0
+        self.alpha = check_real("alpha", alpha, low=0.0, low_open=True)
+        self.prob = check_real("prob", prob, low=0.0, high=1.0)
+        self.label_smoothing = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.generator = generator
+        self.check_values = bool(check_values)
+        self.params = self.method.check_params(params)
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={describe(v)}" for k, v in self.params.items())
+        return (f"Mixer({self.name!r}, num_classes={self.num_classes}, alpha={self.alpha:g}, prob={self.prob:g}, "
+                f"label_smoothing={self.label_smoothing:g}{extra})")
+
+    def __call__(self, images: Tensor, labels: Tensor, *, lam: Tensor | float | None = None,
+                 logits: Tensor | None = None, images_b: Tensor | None = None) -> MixOutput:
+        images = check_images(images)
+        batch_size, device = images.shape[0], images.device
+        generator = check_generator(self.generator, device)
+        targets = soft_targets(labels, self.num_classes, batch_size=batch_size, device=device,
+                               label_smoothing=self.label_smoothing, check_values=self.check_values)
+        logits = self._check_logits(logits, batch_size, device)
+        images_b = self._check_second_view(images_b, images)
+        batch = Batch(images=images, targets=targets, logits=logits, images_b=images_b)
+
+        lam_requested = self._requested_lam(lam, batch_size, device, generator)
+        partner = self.method.pair(batch, generator=generator, params=self.params)
+        mixed = self.method.mix(batch, partner, lam_requested, generator=generator, params=self.params)
+        if mixed.partner is not None:
+            partner = mixed.partner
+        mask = mixed.mask
+        out_images = mixed.images
+        lam_eff = mixed.lam if mixed.lam is not None else mask.mean((1, 2, 3))
+
+        if self.prob < 1.0:
+            chosen = _random.bernoulli(self.prob, batch_size, generator=generator, device=device)
+            out_images = torch.where(chosen[:, None, None, None], out_images, images)
+            mask = torch.where(chosen[:, None, None, None], mask, torch.ones_like(mask))
+            lam_eff = torch.where(chosen, lam_eff, torch.ones_like(lam_eff))
+            partner = torch.where(chosen, partner, torch.arange(batch_size, device=device))
+
+        out_targets = torch.lerp(targets[partner], targets, lam_eff[:, None])
+        return MixOutput(images=out_images, targets=out_targets, lam=lam_eff, mask=mask, partner=partner,
+                         lam_requested=lam_requested, details=mixed.details)
+
+    def _requested_lam(self, lam, batch_size: int, device, generator) -> Tensor:
+        if lam is None:
+            return _random.beta(self.alpha, batch_size, generator=generator, device=device)
+        if isinstance(lam, Tensor):
+            if lam.ndim > 1 or (lam.ndim == 1 and lam.shape[0] != batch_size):
+                raise ValueError(f"lam must be a number or a tensor of shape [{batch_size}], got {describe(lam)}")
+            lam = lam.to(device=device, dtype=torch.float32)
+            if self.check_values:
+                check_values_in("lam", lam, 0.0, 1.0)
+            return lam.expand(batch_size).contiguous()
+        value = check_real("lam", lam, low=0.0, high=1.0)
+        return torch.full((batch_size,), value, device=device)
+
+    def _check_logits(self, logits, batch_size: int, device) -> Tensor | None:
+        if logits is None:
+            if self.method.info.needs_logits:
+                raise ValueError(
+                    f"{self.name} needs logits: pass logits=model(images) of shape [{batch_size}, {self.num_classes}]"
+                )
+            return None
+        if not isinstance(logits, Tensor) or logits.shape != (batch_size, self.num_classes):
+            raise ValueError(
+                f"logits must be a tensor of shape [{batch_size}, {self.num_classes}], got {describe(logits)}"
+            )
+        if logits.device != device:
+            raise ValueError(f"logits are on {logits.device} but images are on {device}")
+        return logits.detach()
+
+    @staticmethod
+    def _check_second_view(images_b, images: Tensor) -> Tensor | None:
+        if images_b is None:
+            return None
+        if not isinstance(images_b, Tensor) or images_b.shape != images.shape:
+            raise ValueError(f"images_b must have the shape of images {tuple(images.shape)}, got {describe(images_b)}")
+        if images_b.device != images.device or images_b.dtype != images.dtype:
+            raise ValueError(
+                f"images_b must match images' device and dtype ({images.device}, {images.dtype}), "
+                f"got ({images_b.device}, {images_b.dtype})"
+            )
+        return images_b
+
+
+def soft_targets(labels: Tensor, num_classes: int, *, batch_size: int | None = None,
+                 device: torch.device | None = None, label_smoothing: float = 0.0,
+                 check_values: bool = True) -> Tensor:
+    """Labels as [B, K] float32 probabilities: class indices become one-hot, soft labels are checked.
+
+    With ``label_smoothing`` ε each row becomes (1 − ε)·row + ε/K.
+    """
+    if not isinstance(labels, Tensor):
+        raise ValueError(f"labels must be a tensor of shape [B] (class indices) or [B, {num_classes}], "
+                         f"got {type(labels).__name__}")
+    batch_size = labels.shape[0] if batch_size is None and labels.ndim else batch_size
+    if labels.ndim == 0 or labels.shape[0] != batch_size:
+        raise ValueError(f"labels must have {batch_size} rows (one per image), got shape {tuple(labels.shape)}")
+    if device is not None and not same_device(labels.device, device):
+        raise ValueError(f"labels are on {labels.device} but images are on {device}")
+    if labels.ndim == 1:
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"class-index labels must be an integer tensor, got dtype {labels.dtype}")
+        if check_values:
+            bad = (labels < 0) | (labels >= num_classes)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"labels must be class indices in [0, {num_classes - 1}], got {labels[bad][0].item()}"
+                )
+        targets = F.one_hot(labels.long().clamp(0, num_classes - 1), num_classes).float()
+    elif labels.ndim == 2:
+        if labels.shape[1] != num_classes:
+            raise ValueError(f"soft labels must have shape [{batch_size}, {num_classes}], "
+                             f"got {tuple(labels.shape)}")
+        if not labels.is_floating_point():
+            raise ValueError(f"soft labels must be floating point, got dtype {labels.dtype}")
+        targets = labels.float()
+        if check_values:
+            check_values_in("soft labels", targets, 0.0, 1.0)
+            sums = targets.sum(1)
+            if bool(((sums - 1).abs() > 1e-3).any()):
+                raise ValueError(f"soft label rows must sum to 1, got row sums {describe(sums)}")
+    else:
+        raise ValueError(f"labels must have shape [B] or [B, {num_classes}], got {tuple(labels.shape)}")
+    if label_smoothing > 0:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return targets
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+    """Cross-entropy against soft targets: −Σ_k targets_k · log softmax(logits)_k, averaged over the batch.
+
+    The same as ``F.cross_entropy(logits, targets)`` with probability targets; this wrapper checks shapes
+    and computes in float32 whatever the logits' dtype (AMP).
+    """
+    if not isinstance(logits, Tensor) or logits.ndim != 2:
+        raise ValueError(f"logits must be a [B, K] tensor, got {describe(logits)}")
+    if not isinstance(targets, Tensor) or targets.shape != logits.shape:
+        raise ValueError(f"targets must have the logits' shape {tuple(logits.shape)}, got {describe(targets)}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return F.cross_entropy(logits.float(), targets.float(), reduction=reduction)
