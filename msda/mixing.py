@@ -127,9 +127,10 @@ class Mixer:
         images_b = self._check_second_view(images_b, images)
         batch = Batch(images=images, targets=targets, logits=logits, images_b=images_b)
 
-        lam_requested = self._requested_lam(lam, batch_size, device, generator)
+        lam_pinned = None if lam is None else self._pinned_lam(lam, batch_size, device)
         partner = self.method.pair(batch, generator=generator, params=self.params)
-        mixed = self.method.mix(batch, partner, lam_requested, generator=generator, params=self.params)
+        mixed = self.method.mix(batch, partner, lam_pinned, alpha=self.alpha, generator=generator,
+                                params=self.params)
         if mixed.partner is not None:
             partner = mixed.partner
         mask = mixed.mask
@@ -145,11 +146,9 @@ class Mixer:
 
         out_targets = torch.lerp(targets[partner], targets, lam_eff[:, None])
         return MixOutput(images=out_images, targets=out_targets, lam=lam_eff, mask=mask, partner=partner,
-                         lam_requested=lam_requested, details=mixed.details)
+                         lam_requested=mixed.lam_requested, details=mixed.details)
 
-    def _requested_lam(self, lam, batch_size: int, device, generator) -> Tensor:
-        if lam is None:
-            return _random.beta(self.alpha, batch_size, generator=generator, device=device)
+    def _pinned_lam(self, lam, batch_size: int, device) -> Tensor:
         if isinstance(lam, Tensor):
             if lam.ndim > 1 or (lam.ndim == 1 and lam.shape[0] != batch_size):
                 raise ValueError(f"lam must be a number or a tensor of shape [{batch_size}], got {describe(lam)}")

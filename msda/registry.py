@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._checks import (check_choice, check_generator, check_int, check_lam, check_real, check_size,
                       check_values_in, describe)
-from ._random import uniform
+from ._random import beta, uniform
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Param:
     default: Any = None
     low: float | None = None
     high: float | None = None
-    kind: str = "float"  # "float" | "int" | "bool" | "choice" | "tensor"
+    kind: str = "float"  # "float" | "int" | "bool" | "choice" | "tensor" | "names" | "numbers"
     sampled: str | None = None
     choices: tuple = ()
     per_sample: bool = True
@@ -57,6 +57,14 @@ class Param:
             if not isinstance(value, bool):
                 raise ValueError(f"{label} must be True or False, got {describe(value)}")
             return value
+        if self.kind in ("names", "numbers"):
+            if isinstance(value, (str, Tensor)) or not hasattr(value, "__iter__") or len(value) == 0:
+                raise ValueError(f"{label} must be a non-empty list, got {describe(value)}")
+            if self.kind == "names":
+                if not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"{label} must be a list of names, got {describe(value)}")
+                return tuple(value)
+            return tuple(check_real(f"{label} entry", v, low=self.low, high=self.high) for v in value)
         if isinstance(value, Tensor):
             if not self.per_sample:
                 raise ValueError(f"{label} must be a Python number (one value for the batch), got {describe(value)}")
@@ -136,6 +144,7 @@ class Mixed:
 
     images: Tensor
     mask: Tensor  # [B, 1, H, W] float32, weight of the own image
+    lam_requested: Tensor  # [B] the λ the mask was asked for (pinned by the caller or drawn)
     partner: Tensor | None = None  # overrides the pairing (self-mixing samples point to themselves)
     lam: Tensor | None = None  # overrides lam = mask mean (cutout keeps its label: lam = 1)
     details: dict = field(default_factory=dict)
@@ -144,7 +153,9 @@ class Mixed:
 class Method:
     """A registered mixing method: a pairing rule and a mixing rule.
 
-    Subclasses override :meth:`pair` (default: a uniformly random permutation of the batch) and :meth:`mix`.
+    Subclasses override :meth:`pair` (default: :func:`random_partners`) and :meth:`mix`.
+    ``mix`` receives ``lam=None`` unless the caller pinned λ; it then draws λ itself (:meth:`draw_lam`), which
+    lets a method with its own prior (MiAMix's Dirichlet) keep it.
     """
 
     info: MethodInfo
@@ -161,10 +172,17 @@ class Method:
         return check_params(self.info, params)
 
     def pair(self, batch: Batch, *, generator: torch.Generator | None, params: dict) -> Tensor:
-        return torch.randperm(batch.size, generator=generator, device=batch.device)
+        return random_partners(batch.size, generator=generator, device=batch.device)
 
-    def mix(self, batch: Batch, partner: Tensor, lam: Tensor, *, generator: torch.Generator | None,
-            params: dict) -> Mixed:
+    def draw_lam(self, lam: Tensor | None, alpha: float, batch: Batch,
+                 generator: torch.Generator | None) -> Tensor:
+        """The pinned λ, or λ ~ Beta(α, α) per sample."""
+        if lam is not None:
+            return lam
+        return beta(alpha, batch.size, generator=generator, device=batch.device)
+
+    def mix(self, batch: Batch, partner: Tensor, lam: Tensor | None, *, alpha: float,
+            generator: torch.Generator | None, params: dict) -> Mixed:
         raise NotImplementedError
 
 
@@ -181,10 +199,11 @@ class MaskMethod(Method):
                            checked=True)
         return self.mask_fn.render(lam, height, width, read)
 
-    def mix(self, batch, partner, lam, *, generator, params):
+    def mix(self, batch, partner, lam, *, alpha, generator, params):
+        lam = self.draw_lam(lam, alpha, batch, generator)
         height, width = batch.images.shape[-2:]
         mask = self.render_mask(lam, height, width, generator=generator, params=params)
-        return Mixed(images=blend(batch.images, batch.images[partner], mask), mask=mask)
+        return Mixed(images=blend(batch.images, batch.images[partner], mask), mask=mask, lam_requested=lam)
 
 
 def mask_generator(info: MethodInfo):
@@ -199,9 +218,10 @@ def mask_generator(info: MethodInfo):
     def wrap(render: Callable[..., Tensor]) -> Callable[..., Tensor]:
         def generate(lam: Tensor, height: int, width: int, *, generator: torch.Generator | None = None,
                      **params) -> Tensor:
+            if isinstance(lam, Tensor):  # a generator on the wrong device is named before values are read
+                generator = check_generator(generator, lam.device)
             lam = check_lam(lam)
             height, width = check_size(height, width)
-            generator = check_generator(generator, lam.device)
             read = ParamReader(info, params, batch=lam.shape[0], device=lam.device, generator=generator)
             return render(lam.float(), height, width, read)
 
@@ -213,6 +233,16 @@ def mask_generator(info: MethodInfo):
         return generate
 
     return wrap
+
+
+def random_partners(n: int, *, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """[n] partner indices: the samples in random order, each paired with the next (a random n-cycle).
+
+    Each sample's partner is uniform over the *other* samples and no sample is paired with itself (n > 1),
+    unlike a plain random permutation, which leaves about one sample per batch unmixed.
+    """
+    order = torch.randperm(n, generator=generator, device=device)
+    return torch.empty_like(order).scatter_(0, order, order.roll(-1))
 
 
 def blend(images: Tensor, partner_images: Tensor, mask: Tensor) -> Tensor:

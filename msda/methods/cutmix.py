@@ -24,8 +24,11 @@ INFO = MethodInfo(
     params=(
         Param("center_x", "box centre, as a fraction of the width", low=0.0, high=1.0, sampled="U(0, 1)"),
         Param("center_y", "box centre, as a fraction of the height", low=0.0, high=1.0, sampled="U(0, 1)"),
+        Param("fit_inside", "keep the whole box inside the image (centres then span the free space), so the "
+              "box's area is exactly 1 − λ", default=False, kind="bool"),
     ),
-    notes="The box has sides W·√(1 − λ) × H·√(1 − λ) and is clipped at the border; λ is then the area kept.",
+    notes="The box has sides W·√(1 − λ) × H·√(1 − λ) and is clipped at the border; λ is then the area kept. "
+          "With fit_inside=True no clipping happens.",
 )
 
 
@@ -33,12 +36,21 @@ INFO = MethodInfo(
 def cutmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tensor:
     """CutMix mask: 0 on a box of sides (W·√(1 − λ), H·√(1 − λ)) clipped at the border, 1 elsewhere.
 
-    Params: ``center_x``/``center_y`` (fractions of the width/height, U(0, 1) when not pinned).
-    Returns [B, 1, H, W] float32; its mean is the effective λ.
+    Params: ``center_x``/``center_y`` (fractions of the width/height, U(0, 1) when not pinned);
+    ``fit_inside`` (default False): the centre fractions then place the box within the free space, so it is
+    never clipped. Returns [B, 1, H, W] float32; its mean is the effective λ.
     """
     side = (1.0 - lam).clamp_min(0).sqrt()
-    x0, x1 = integer_box(read.sample_uniform("center_x", 0.0, 1.0) * width, side * width, width)
-    y0, y1 = integer_box(read.sample_uniform("center_y", 0.0, 1.0) * height, side * height, height)
+    box_w, box_h = side * width, side * height
+    center_x = read.sample_uniform("center_x", 0.0, 1.0)
+    center_y = read.sample_uniform("center_y", 0.0, 1.0)
+    if read.value("fit_inside"):
+        x_mid = box_w.round() / 2 + center_x * (width - box_w.round())
+        y_mid = box_h.round() / 2 + center_y * (height - box_h.round())
+    else:
+        x_mid, y_mid = center_x * width, center_y * height
+    x0, x1 = integer_box(x_mid, box_w, width)
+    y0, y1 = integer_box(y_mid, box_h, height)
     return 1.0 - box_indicator(x0, x1, y0, y1, height, width)
 
 

@@ -50,12 +50,13 @@ class Cutout(MaskMethod):
     def pair(self, batch: Batch, *, generator, params) -> Tensor:
         return torch.arange(batch.size, device=batch.device)
 
-    def mix(self, batch, partner, lam, *, generator, params):
+    def mix(self, batch, partner, lam, *, alpha, generator, params):
+        lam = self.draw_lam(lam, alpha, batch, generator)
         height, width = batch.images.shape[-2:]
         mask = self.render_mask(lam, height, width, generator=generator, params=params)
         fill = float(params.get("fill", 0.0))
         images = batch.images * mask.to(batch.images.dtype) + (1.0 - mask.to(batch.images.dtype)) * fill
-        return Mixed(images=images, mask=mask, lam=torch.ones_like(lam))
+        return Mixed(images=images, mask=mask, lam=torch.ones_like(lam), lam_requested=lam)
 
 
 register(Cutout(INFO, cutout_mask))

@@ -1,0 +1,87 @@
+"""Batched per-sample geometric warps through ``grid_sample`` (one affine matrix per sample)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._random import bernoulli, uniform
+
+
+def affine(images: Tensor, theta: Tensor, *, padding_mode: str = "zeros", mode: str = "bilinear",
+           size: tuple[int, int] | None = None) -> Tensor:
+    """Warp [B, C, h, w] images by per-sample affine maps theta [B, 2, 3] (output → input, normalised coords)
+    into [B, C, H, W] outputs, (H, W) = `size` or the input's size.
+
+    Computed in float32 (grid_sample's half-precision support varies by device); returned in the input dtype.
+    """
+    height, width = size if size is not None else images.shape[-2:]
+    grid = F.affine_grid(theta.float(), [images.shape[0], images.shape[1], height, width], align_corners=False)
+    out = F.grid_sample(images.float(), grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+    return out.to(images.dtype)
+
+
+def rotation_shear(angle: Tensor, shear: Tensor, height: int, width: int) -> Tensor:
+    """[B, 2, 3] maps for a rotation by `angle` and a horizontal shear by `shear` (radians) about the centre.
+
+    Built in pixel units so that a rotation stays a rotation on non-square images.
+    """
+    cos, sin, tan = angle.cos(), angle.sin(), shear.tan()
+    # Output pixel p ↦ input pixel A⁻¹p with A = R·S; in normalised coordinates x_n = 2x/W, y_n = 2y/H.
+    a = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    s = torch.stack([torch.stack([torch.ones_like(tan), tan], -1),
+                     torch.stack([torch.zeros_like(tan), torch.ones_like(tan)], -1)], -2)
+    inverse = torch.linalg.inv(a @ s)
+    scale = torch.tensor([width / 2, height / 2], device=angle.device)
+    inverse = inverse * scale[None, None, :] / scale[None, :, None]
+    return torch.cat([inverse, torch.zeros_like(inverse[:, :, :1])], dim=2)
+
+
+def box_from(x0: Tensor, y0: Tensor, box_w: Tensor, box_h: Tensor, height: int, width: int) -> Tensor:
+    """[B, 2, 3] maps that show the whole input scaled into the box (x0, y0, box_w, box_h) in pixels."""
+    sx, sy = width / box_w, height / box_h
+    zero = torch.zeros_like(sx)
+    row_x = torch.stack([sx, zero, (width - 2 * x0) / box_w - 1], -1)
+    row_y = torch.stack([zero, sy, (height - 2 * y0) / box_h - 1], -1)
+    return torch.stack([row_x, row_y], 1)
+
+
+def paste_resized(images: Tensor, x0: Tensor, y0: Tensor, box_w: Tensor, box_h: Tensor) -> Tensor:
+    """[B, C, H, W]: each image shrunk into its box (elsewhere: border-padded garbage, to be masked).
+
+    Antialiased: a sample shrunk by s ≥ 2 is resampled from the mip level 2^⌊log2 s⌋ of an average-pooled
+    pyramid, so small pastes do not alias. The loop runs over pyramid levels (≤ 4 for ResizeMix's default
+    τ ≥ 0.1), never over samples.
+    """
+    height, width = images.shape[-2:]
+    theta = box_from(x0, y0, box_w, box_h, height, width)
+    shrink = torch.maximum(width / box_w, height / box_h)
+    level = shrink.log2().floor().clamp(0, 30).long()
+    max_level = min(int(math.log2(min(height, width))), 4)
+    level = level.clamp(max=max_level)
+    out = affine(images, theta, padding_mode="border")
+    source = images.float()
+    for current in range(1, max_level + 1):
+        source = F.avg_pool2d(source, 2, ceil_mode=True)
+        sampled = affine(source, theta, padding_mode="border", size=(height, width))
+        out = torch.where((level == current)[:, None, None, None], sampled.to(out.dtype), out)
+    return out
+
+
+def random_view(images: Tensor, *, generator: torch.Generator | None, min_scale: float = 0.6) -> Tensor:
+    """A cheap second view of each image: random horizontal flip and random crop (area ≥ min_scale)
+    resized back, one batched affine warp."""
+    batch, _, height, width = images.shape
+    device = images.device
+    scale = uniform(min_scale, 1.0, batch, generator=generator, device=device).sqrt()
+    flip = torch.where(bernoulli(0.5, batch, generator=generator, device=device), -1.0, 1.0)
+    # The crop centre may move as far as the crop stays inside the image.
+    shift_x = uniform(-1.0, 1.0, batch, generator=generator, device=device) * (1 - scale)
+    shift_y = uniform(-1.0, 1.0, batch, generator=generator, device=device) * (1 - scale)
+    zero = torch.zeros_like(scale)
+    theta = torch.stack([torch.stack([scale * flip, zero, shift_x], -1),
+                         torch.stack([zero, scale, shift_y], -1)], 1)
+    return affine(images, theta, padding_mode="border")
