@@ -1,0 +1,168 @@
+"""Mixing speed: every method per batch, against torchvision's and timm's mixers and a ResNet-50 step.
+
+    python -m msda.bench [--device cuda] [--batch 128] [--size 224] [--repeats 20] [--json out.json]
+
+Prints, per method, milliseconds per batch and images per second of ``msda.Mixer`` (per-sample λ, default
+settings, labels as class indices), and the ratio to one ResNet-50 training step (forward, backward, SGD
+update; bf16 autocast and channels_last on CUDA) at the same batch on the same device. In the same run it
+times torchvision.transforms.v2 ``MixUp``/``CutMix`` (one λ and one box per batch) and, when timm is
+installed, timm's ``Mixup`` in ``elem`` mode (per-sample, a Python loop over the batch), and prints the ratios
+the project's speed targets are stated in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+import msda
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of fn() over `repeats` calls, each waited for on the device."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def resnet50_step_seconds(batch: int, size: int, device: torch.device, steps: int) -> float:
+    """Median time of one ResNet-50 training step (1000 classes) on random data."""
+    from torchvision.models import resnet50
+
+    model = resnet50(num_classes=1000).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    images = torch.rand(batch, 3, size, size, device=device)
+    labels = torch.randint(0, 1000, (batch,), device=device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return median_seconds(step, device, repeats=steps, warmup=1)
+
+
+def peer_timings(images: torch.Tensor, labels: torch.Tensor, num_classes: int, repeats: int) -> dict:
+    """Seconds per batch of torchvision's and timm's mixers on the same batch."""
+    from torchvision.transforms import v2
+
+    device = images.device
+    out = {
+        "torchvision MixUp (per batch)": median_seconds(
+            lambda: v2.MixUp(num_classes=num_classes)(images, labels), device, repeats),
+        "torchvision CutMix (per batch)": median_seconds(
+            lambda: v2.CutMix(num_classes=num_classes)(images, labels), device, repeats),
+    }
+    try:
+        from timm.data import Mixup
+    except ImportError:
+        return out
+    for name, kwargs in (("timm Mixup elem (mixup)", dict(mixup_alpha=1.0, cutmix_alpha=0.0)),
+                         ("timm Mixup elem (cutmix)", dict(mixup_alpha=0.0, cutmix_alpha=1.0))):
+        mixer = Mixup(mode="elem", label_smoothing=0.0, num_classes=num_classes, **kwargs)
+        # timm mixes in place: give each call a fresh copy, made outside the timed region.
+        copies = [images.clone() for _ in range(repeats + 3)]
+        synchronize(device)
+        it = iter(copies)
+        out[name] = median_seconds(lambda: mixer(next(it), labels), device, repeats)
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per method (median reported)")
+    parser.add_argument("--model-steps", type=int, default=3, help="timed ResNet-50 steps (0: skip)")
+    parser.add_argument("--methods", nargs="*", default=list(msda.METHODS), choices=msda.METHODS)
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if args.batch % 2:
+        parser.error(f"--batch must be even (timm's elem mode needs it), got {args.batch}")
+    device = torch.device(args.device)
+
+    g = torch.Generator(device=device).manual_seed(0)
+    images = torch.rand(args.batch, 3, args.size, args.size, device=device, generator=g)
+    labels = torch.randint(0, args.num_classes, (args.batch,), device=device, generator=g)
+    logits = torch.randn(args.batch, args.num_classes, device=device, generator=g)
+
+    cpu = platform.processor() or platform.machine()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu}, {os.cpu_count()} cores"
+    print(f"msda.bench: batch {args.batch}, {args.size}×{args.size}, {device} ({where}), torch {torch.__version__}")
+
+    step = resnet50_step_seconds(args.batch, args.size, device, args.model_steps) if args.model_steps else None
+    if step:
+        print(f"ResNet-50 training step: {step * 1e3:.1f} ms")
+
+    ours = {}
+    for method in args.methods:
+        mixer = msda.Mixer(method, num_classes=args.num_classes, generator=g)
+        ours[method] = median_seconds(lambda: mixer(images, labels, logits=logits), device, args.repeats)
+    peers = peer_timings(images, labels, args.num_classes, args.repeats)
+
+    header = f"{'method':<32}{'ms/batch':>10}{'images/s':>12}" + (f"{'% of R50 step':>15}" if step else "")
+    print("\n" + header + "\n" + "-" * len(header))
+    for name, seconds in list(ours.items()) + list(peers.items()):
+        row = f"{name:<32}{seconds * 1e3:>10.2f}{args.batch / seconds:>12.0f}"
+        if step:
+            row += f"{100 * seconds / step:>14.2f}%"
+        print(row)
+
+    print("\nTargets")
+    checks = []
+
+    def check(label, value, limit, fmt="{:.2f}×"):
+        ok = value <= limit
+        checks.append({"check": label, "value": value, "limit": limit, "ok": ok})
+        print(f"  [{'ok' if ok else 'MISSED'}] {label}: {fmt.format(value)} (target ≤ {fmt.format(limit)})")
+
+    pairs = (("cutmix", "torchvision CutMix (per batch)", "timm Mixup elem (cutmix)"),
+             ("mixup", "torchvision MixUp (per batch)", "timm Mixup elem (mixup)"))
+    for method, tv_name, timm_name in pairs:
+        if method not in ours:
+            continue
+        check(f"{method} per-sample vs {tv_name}", ours[method] / peers[tv_name], 1.5)
+        if timm_name in peers:
+            check(f"{method} per-sample vs {timm_name}", ours[method] / peers[timm_name], 1.0)
+    if step:
+        for method, seconds in ours.items():
+            check(f"{method} mixing vs one ResNet-50 step", 100 * seconds / step, 3.0, fmt="{:.2f}%")
+
+    result = {"device": str(device), "device_name": where, "batch": args.batch, "size": args.size,
+              "torch": torch.__version__, "resnet50_step_s": step, "msda_s": ours, "peers_s": peers,
+              "checks": checks}
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+    return result
+
+
+if __name__ == "__main__":
+    main()
