@@ -1,2 +1,13 @@
 """analysis: what you do with trained models — checkpoint loading, Grad-CAM, occlusion studies,
 corruption robustness and FGSM. Functions return tensors on the inputs' device."""
+
+from __future__ import annotations
+
+# Bound after the submodule import, so that ``analysis.cam`` is the function and not the module cam.py.
+from .cam import CAM_METHODS, cam
+from .checkpoints import load_checkpoint
+from .occlusion import (OCCLUDER_KINDS, STUDY_METRICS, occlude, occluder_region, occlusion_sensitivity,
+                        occlusion_study, sample_boxes)
+
+__all__ = ["load_checkpoint", "cam", "CAM_METHODS", "OCCLUDER_KINDS", "STUDY_METRICS", "occlude",
+           "occluder_region", "occlusion_sensitivity", "occlusion_study", "sample_boxes"]

@@ -23,6 +23,7 @@ import torch
 
 import msda
 from msda.data import DATASETS
+from msda.training.distributed import world
 from msda.training.loop import Settings, train
 from msda.training.recipes import RECIPES
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = train(settings)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-    if settings.progress:
+    if settings.progress and world()[0] == 0:
         print(f"test accuracy {result['test_acc']:.4f} on {result['test_images']} images → {result['out']}")
     return result
 

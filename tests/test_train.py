@@ -123,7 +123,7 @@ def test_out_must_be_safetensors(tmp_path, capsys):
 def test_torchrun_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp.safetensors"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "msda.train", *TINY, "--method", "cutmix", "--epochs", "2", "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300,
                           cwd=Path(__file__).resolve().parents[1])

@@ -1,0 +1,340 @@
+"""Loading trained classifiers safely: our checkpoints, plain state dicts and the common research layouts.
+
+What is read, and how:
+
+- ``.safetensors`` files (recognised by suffix or by their header, whatever the suffix): tensors only, nothing
+  can execute. Our checkpoints (``msda.training.checkpoint``) carry their metadata in the header; plain ones
+  (e.g. exported from other code bases) need ``arch``.
+- Anything else (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, …) goes through ``torch.load(weights_only=True)``, which
+  only rebuilds tensors, numbers, strings, lists and dicts. A pickle that names any other Python object (a
+  whole pickled model, an optimizer class, or a file crafted to run code) is refused *before* anything in it
+  runs, with a ValueError that says how to re-save it as a state dict.
+
+Layouts understood inside a file: a bare state dict; a dict holding it under ``state_dict``,
+``model_state_dict``, ``model``, ``net``, ``network``, ``module`` or ``weights`` (nested, e.g. Lightning or
+timm training checkpoints with optimizer state beside them); key prefixes ``module.`` (DataParallel / DDP),
+``_orig_mod.`` (torch.compile), ``model.`` (Lightning) and ``net.`` (our :class:`msda.models.Normalized`
+wrapper — its ``mean``/``std`` buffers are then used as the input normalisation).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import pickletools
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor, nn
+
+from msda._checks import check_int, describe
+from msda.data._common import IMAGENET_MEAN, IMAGENET_STD
+from msda.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
+from msda.models import ARCHS, Normalized, build_model, list_models
+from msda.training.checkpoint import read_checkpoint_meta
+
+__all__ = ["load_checkpoint", "default_meta", "CONTAINER_KEYS", "STRIPPED_PREFIXES"]
+
+CONTAINER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net", "network", "module", "weights")
+"""Keys under which training scripts commonly nest the network's state dict, tried in this order."""
+
+STRIPPED_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
+"""Wrapper prefixes removed when every key carries one (and the architecture's own keys do not)."""
+
+_SHOWN_KEYS = 6  # how many missing/unexpected keys an error message lists before abbreviating
+
+
+def default_meta(arch: str, num_classes: int) -> dict[str, Any]:
+    """The input convention assumed for a file that does not state one.
+
+    - torchvision architectures: ImageNet mean/std ``(0.485, 0.456, 0.406)`` / ``(0.229, 0.224, 0.225)``, 224 px.
+    - our CIFAR-style architectures (``msda.models.ARCHS``): CIFAR-10 mean/std
+      ``(0.4914, 0.4822, 0.4465)`` / ``(0.2470, 0.2435, 0.2616)`` at 32 px, or CIFAR-100's
+      ``(0.5071, 0.4865, 0.4409)`` / ``(0.2673, 0.2564, 0.2762)`` when ``num_classes == 100``. (Our own training
+      always writes its statistics into the checkpoint, so this only applies to files from elsewhere.)
+    - classes: ``["class 0", "class 1", …]``.
+    """
+    if arch in ARCHS:
+        mean, std = (CIFAR100_MEAN, CIFAR100_STD) if num_classes == 100 else (CIFAR10_MEAN, CIFAR10_STD)
+        size = 32
+    else:
+        mean, std, size = IMAGENET_MEAN, IMAGENET_STD, 224
+    return {"arch": arch, "num_classes": num_classes, "classes": [f"class {i}" for i in range(num_classes)],
+            "input_size": size, "mean": list(mean), "std": list(std)}
+
+
+def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_classes: int | None = None,
+                    device: str | torch.device = "cpu", classes: Sequence[str] | None = None,
+                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                    input_size: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A trained classifier from a weights file, ready for analysis.
+
+    Args:
+        path: our ``.safetensors`` checkpoint, a plain ``.safetensors`` state dict, or a ``.pt``/``.pth``/…
+            file written by ``torch.save`` (read with ``weights_only=True`` only; see the module docstring for
+            the layouts understood).
+        arch: architecture name (``msda.models.list_models()``); required unless the file's metadata names it.
+        num_classes: number of outputs; when neither given nor in the metadata it is read from the classifier
+            weight's shape.
+        device: where the returned model lives.
+        classes, mean, std, input_size: the input convention; given values override the file's. Without
+            them and without metadata in the file, :func:`default_meta` applies: ImageNet mean/std at 224 px for
+            torchvision architectures, CIFAR-10 (CIFAR-100 for 100 classes) mean/std at 32 px for ours, classes
+            ``["class 0", …]``; a file saved from our ``Normalized`` wrapper supplies its own mean/std.
+
+    Returns ``(model, meta)``: ``model`` is ``Normalized(net, mean, std)`` — it takes images in [0, 1] and
+    normalises inside — on `device`, in eval mode. ``meta`` is the file's metadata (for our checkpoints:
+    dataset, method, test_accuracy, …) and always has ``arch``, ``num_classes``, ``classes``, ``mean``,
+    ``std``, ``input_size``, plus ``path`` and ``layout`` (how the weights were found in the file).
+
+    Raises ValueError when the file is missing or unreadable, contains Python objects or code, holds no state
+    dict, disagrees with the given arch/num_classes, or does not fit the architecture (naming the layers whose
+    shapes differ, with expected and found shapes, and the missing/unexpected keys).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint file at {str(path)!r}")
+    device = _check_device(device)
+    if arch is not None and (not isinstance(arch, str) or arch not in list_models()):
+        raise ValueError(f"arch must be one of msda.models.list_models() (ours: {', '.join(ARCHS)}; or a "
+                         f"torchvision classifier), got {arch!r}")
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, low=1)
+
+    file_meta, state, layout = _read_weights(path)
+    if file_meta.get("arch") is not None and arch is not None and file_meta["arch"] != arch:
+        raise ValueError(f"{path} was saved as arch {file_meta['arch']!r}, but arch={arch!r} was given")
+    arch = arch if arch is not None else file_meta.get("arch")
+    if arch is None:
+        raise ValueError(f"{path} does not say which architecture it holds ({layout}); pass arch=…, one of "
+                         f"msda.models.list_models() (ours: {', '.join(ARCHS)})")
+    if arch not in list_models():
+        raise ValueError(f"{path} names arch {arch!r}, which msda.models.build_model does not know; pass arch=…")
+
+    state, normalisation, stripped = _strip_prefixes(state, _expected_keys(arch))
+    if stripped:
+        layout += f", prefix {' + '.join(map(repr, stripped))} removed"
+    if file_meta.get("num_classes") is not None:
+        if num_classes is not None and int(file_meta["num_classes"]) != num_classes:
+            raise ValueError(f"{path} was saved with num_classes={file_meta['num_classes']}, but "
+                             f"num_classes={num_classes} was given")
+        num_classes = int(file_meta["num_classes"])
+    if num_classes is None:
+        num_classes = _infer_num_classes(arch, state, path)
+
+    meta = {**default_meta(arch, num_classes), **normalisation, **file_meta}
+    overrides = {"classes": classes, "mean": mean, "std": std, "input_size": input_size}
+    meta.update({key: value for key, value in overrides.items() if value is not None})
+    meta.update(arch=arch, num_classes=num_classes, path=str(path), layout=layout)
+    meta["classes"] = _check_classes(meta["classes"], num_classes)
+    meta["input_size"] = check_int("input_size", meta["input_size"], low=1)
+
+    net = build_model(arch, num_classes)
+    _load_into(net, state, arch, num_classes, path)
+    model = Normalized(net, meta["mean"], meta["std"])
+    meta["mean"], meta["std"] = [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]]
+    return model.to(device).eval(), meta
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
+    """(metadata, state dict, layout description) of a file; no code from the file ever runs."""
+    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                state = {name: handle.get_tensor(name) for name in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
+        meta = read_checkpoint_meta(path)
+        if meta is not None:
+            return dict(meta), state, "msda checkpoint"
+        return {}, state, "plain safetensors state dict"
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if not _parses_as_pickle(path):
+            raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "
+                             f"({_unpickler_reason(error)})") from None
+        raise ValueError(
+            f"{path} contains Python objects/code, not only tensors, and was refused: only tensors (a state "
+            f"dict) are accepted, and nothing in the file was executed ({_unpickler_reason(error)}). If you trust "
+            "the file, re-save its weights as a state dict in a session where its code is installed, e.g. "
+            "torch.save(model.state_dict(), 'weights.pt') or "
+            "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
+        ) from None
+    except Exception as error:  # truncated or foreign files fail in many ways inside torch.load
+        raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "
+                         f"({type(error).__name__}: {_first_line(error)})") from None
+    return _find_state_dict(loaded, path)
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file starts with an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+
+
+def _parses_as_pickle(path: Path) -> bool:
+    """Whether the file's (first) pickle is well formed — read with pickletools, which runs nothing."""
+    try:
+        if zipfile.is_zipfile(path):  # torch.save's format: the object is pickled into <name>/data.pkl
+            with zipfile.ZipFile(path) as archive:
+                member = next((name for name in archive.namelist() if name.endswith("data.pkl")), None)
+                if member is None:
+                    return False
+                data = archive.read(member)
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # any malformation: not a pickle
+        return False
+    return True
+
+
+def _unpickler_reason(error: Exception) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. |\n|$)", text)
+    return found.group(1).strip() if found else _first_line(error)
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
+
+
+def _is_state_dict(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(value) > 0 and all(
+        isinstance(key, str) and isinstance(tensor, Tensor) for key, tensor in value.items())
+
+
+def _find_state_dict(loaded: Any, path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
+    """The state dict inside what ``torch.load`` returned, and the metadata it carries beside it."""
+    if _is_state_dict(loaded):
+        return {}, dict(loaded), "state dict"
+    node, trail = loaded, []
+    while isinstance(node, Mapping) and not _is_state_dict(node):
+        key = next((key for key in CONTAINER_KEYS if isinstance(node.get(key), Mapping)), None)
+        if key is None:
+            break
+        node, trail = node[key], trail + [key]
+    if _is_state_dict(node):
+        meta = {}
+        if isinstance(loaded, Mapping):  # training scripts often store the arch name and classes beside it
+            meta = {key: loaded[key] for key in ("arch", "num_classes", "classes") if key in loaded}
+            if not isinstance(meta.get("arch"), str) or meta["arch"] not in list_models():
+                meta.pop("arch", None)
+        return meta, dict(node), "state dict under " + "".join(f"[{key!r}]" for key in trail)
+    if isinstance(loaded, Mapping):
+        tensors = {key: value for key, value in loaded.items() if isinstance(value, Tensor)}
+        if tensors and all(isinstance(key, str) for key in tensors):
+            return {}, tensors, "state dict (non-tensor entries ignored)"
+        keys = ", ".join(map(repr, list(loaded)[:10])) + (", …" if len(loaded) > 10 else "")
+        raise ValueError(f"{path} holds a dict without a state dict: no tensors at the top level and none under "
+                         f"{', '.join(map(repr, CONTAINER_KEYS))}; its keys are {keys}")
+    raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict (a dict of name → tensor)")
+
+
+# ----------------------------------------------------------------------------------------------- matching
+
+
+def _expected_keys(arch: str) -> dict[str, torch.Size]:
+    """Parameter and buffer shapes of `arch` with 2 classes, built on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        return {key: value.shape for key, value in build_model(arch, 2).state_dict().items()}
+
+
+def _strip_prefixes(state: dict[str, Tensor], expected: Mapping[str, torch.Size]
+                    ) -> tuple[dict[str, Tensor], dict[str, Any], list[str]]:
+    """Remove wrapper prefixes; returns (state, normalisation found in a Normalized wrapper, prefixes removed)."""
+    normalisation: dict[str, Any] = {}
+    stripped: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for prefix in STRIPPED_PREFIXES:
+            keys = [key for key in state if not (prefix == "net." and key in ("mean", "std"))]
+            if (keys and all(key.startswith(prefix) for key in keys)
+                    and not all(key.startswith(prefix) for key in expected)):
+                if prefix == "net.":  # our Normalized wrapper: its buffers are the input normalisation
+                    for name in ("mean", "std"):
+                        if name in state:
+                            normalisation[name] = state[name].flatten().tolist()
+                    state = {key: value for key, value in state.items() if key not in ("mean", "std")}
+                state = {key[len(prefix):]: value for key, value in state.items()}
+                stripped.append(prefix)
+                changed = True
+    return state, normalisation, stripped
+
+
+def _infer_num_classes(arch: str, state: Mapping[str, Tensor], path: Path) -> int:
+    """The number of classes, read from the classifier tensors' shapes (found by building the arch twice)."""
+    with torch.device("meta"):
+        two = {key: value.shape for key, value in build_model(arch, 2).state_dict().items()}
+        three = {key: value.shape for key, value in build_model(arch, 3).state_dict().items()}
+    found: dict[str, int] = {}
+    for key, shape in two.items():
+        if shape != three[key] and key in state:
+            dim = next(d for d, (a, b) in enumerate(zip(shape, three[key])) if a != b)
+            if state[key].ndim == len(shape):
+                found[key] = int(state[key].shape[dim])
+    values = set(found.values())
+    if len(values) != 1:
+        detail = f"classifier shapes {found}" if found else "no classifier tensor of that architecture in it"
+        raise ValueError(f"could not read the number of classes from {path} ({detail}); pass num_classes=…")
+    return values.pop()
+
+
+def _load_into(net: nn.Module, state: Mapping[str, Tensor], arch: str, num_classes: int, path: Path) -> None:
+    """``load_state_dict`` with messages that say which layers differ and how."""
+    expected = net.state_dict()
+    # Older state dicts predate BatchNorm's step counter; it does not affect inference.
+    missing = [key for key in expected if key not in state and not key.endswith("num_batches_tracked")]
+    unexpected = [key for key in state if key not in expected]
+    mismatched = [f"{key}: expected {tuple(expected[key].shape)}, found {tuple(state[key].shape)}"
+                  for key in expected if key in state and state[key].shape != expected[key].shape]
+    if mismatched or missing or unexpected:
+        problems = []
+        if mismatched:
+            problems.append(f"{len(mismatched)} layer(s) with a different shape — " + _abbreviate(mismatched))
+        if missing:
+            problems.append(f"{len(missing)} missing key(s): " + _abbreviate(missing))
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected key(s): " + _abbreviate(unexpected))
+        raise ValueError(f"{path} does not fit arch {arch!r} with num_classes={num_classes}: "
+                         + "; ".join(problems)
+                         + ". Was it trained with another architecture or number of classes?")
+    floating = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+    net.load_state_dict(floating, strict=False)
+
+
+def _abbreviate(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_SHOWN_KEYS])
+    return shown + (f", … ({len(items) - _SHOWN_KEYS} more)" if len(items) > _SHOWN_KEYS else "")
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+def _check_device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch.device or a string like 'cpu' or 'cuda:0', got {device!r}") from None
+
+
+def _check_classes(classes, num_classes: int) -> list[str]:
+    if isinstance(classes, str) or not isinstance(classes, Sequence) or len(classes) != num_classes:
+        raise ValueError(f"classes must be a list of {num_classes} names, got {describe(classes)}")
+    return [str(name) for name in classes]
+

@@ -1,0 +1,115 @@
+"""Writing analysis reports: a table as CSV, a summary as JSON, and a self-contained HTML page with plotly figures.
+
+Every file is written to a temporary file in the target folder and renamed into place
+(:func:`msda.training.checkpoint.atomic_write`), so an interrupted run never leaves a half-written report under
+the final name. The HTML embeds plotly.js, so it opens offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from msda.training.checkpoint import atomic_write
+
+__all__ = ["Html", "write_csv", "write_json", "write_html", "write_report", "to_jsonable"]
+
+
+class Html(str):
+    """A string inserted into a report as HTML, unescaped (plain strings are escaped)."""
+
+
+def to_jsonable(value: Any) -> Any:
+    """`value` with tensors, numpy and pandas values turned into plain Python, and NaN/±inf into None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # pandas DataFrame
+        return to_jsonable(value.to_dict(orient="records"))
+    if hasattr(value, "tolist"):  # torch tensors, numpy arrays and scalars
+        return to_jsonable(value.tolist())
+    if hasattr(value, "item"):
+        return to_jsonable(value.item())
+    raise ValueError(f"cannot write a {type(value).__name__} to JSON: {value!r}")
+
+
+def write_csv(path: str | os.PathLike, table) -> Path:
+    """A pandas DataFrame as CSV (no index), atomically."""
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """JSON (indented, UTF-8; NaN written as null), atomically."""
+    text = json.dumps(to_jsonable(data), indent=2, ensure_ascii=False, allow_nan=False)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+
+def write_html(path: str | os.PathLike, *, title: str, sections: Sequence[tuple[str, Any]]) -> Path:
+    """A self-contained HTML page, atomically.
+
+    Args:
+        title: page title and top heading.
+        sections: (heading, content) pairs, in order; content is a plotly figure, a pandas DataFrame (rendered
+            as a table, floats with 4 significant digits), an :class:`Html` string (inserted as is) or a plain
+            string (escaped; blank lines separate paragraphs, single newlines break lines).
+    """
+    from plotly.offline import get_plotlyjs
+
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, content in sections:
+        body.append(f"<section><h2>{html.escape(str(heading))}</h2>{_render(content)}</section>")
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
+            f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+
+
+def write_report(folder: str | os.PathLike, name: str, *, table, summary: Mapping[str, Any] | None = None,
+                 title: str, sections: Sequence[tuple[str, Any]] = ()) -> dict[str, Path]:
+    """``<folder>/<name>.csv`` (the table), ``<name>.json`` (`summary` plus the table's rows under "rows") and
+    ``<name>.html`` (`sections`), each written atomically. Returns ``{"csv": …, "json": …, "html": …}``."""
+    folder = Path(folder)
+    if not name or any(sep in name for sep in ("/", "\\")):
+        raise ValueError(f"name must be a plain file name without folders, got {name!r}")
+    data = {**(summary or {}), "rows": table}
+    return {"csv": write_csv(folder / f"{name}.csv", table),
+            "json": write_json(folder / f"{name}.json", data),
+            "html": write_html(folder / f"{name}.html", title=title, sections=sections)}
+
+
+def _render(content: Any) -> str:
+    if isinstance(content, Html):
+        return str(content)
+    if isinstance(content, str):
+        paragraphs = content.strip().split("\n\n")
+        return "".join(f"<p>{'<br>'.join(html.escape(line) for line in part.splitlines())}</p>"
+                       for part in paragraphs)
+    if hasattr(content, "to_html") and hasattr(content, "columns"):  # pandas DataFrame
+        return content.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", border=0,
+                               classes="table")
+    if hasattr(content, "to_html"):  # plotly figure (plotly.js is embedded once, in the page head)
+        return content.to_html(full_html=False, include_plotlyjs=False)
+    raise ValueError(f"a report section must be a plotly figure, a DataFrame or a string, "
+                     f"got {type(content).__name__}")
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+p { line-height: 1.4; }
+table.table { border-collapse: collapse; font-size: 0.85em; }
+table.table th, table.table td { padding: 0.25em 0.6em; border-bottom: 1px solid #eee; text-align: right; }
+table.table th { background: #f5f5f5; }
+"""

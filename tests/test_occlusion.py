@@ -1,0 +1,268 @@
+"""analysis.occlusion: occluders change exactly their pixels, sensitivity maps and the study's known answers, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from analysis import (OCCLUDER_KINDS, occlude, occluder_region, occlusion_sensitivity, occlusion_study,
+                      sample_boxes)
+from analysis.report import write_report
+from msda.models import build_model
+from msda.training.checkpoint import save_checkpoint
+
+from conftest import make_generator
+
+
+class RegionNet(nn.Module):
+    """Logits depend only on one region's pixels; its Grad-CAM is positive there and exactly 0 elsewhere.
+
+    (Features pass a fixed 0/1 mask in ``layer1``, the CAM layer, at full resolution; positive weights keep
+    every class's map positive on the region. Class 0 weighs the features most: darkening the region lowers
+    p(class 0).)
+    """
+
+    def __init__(self, size: int, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+        super().__init__()
+        mask = torch.zeros(1, 1, size, size)
+        mask[..., rows[0]:rows[1], cols[0]:cols[1]] = 1.0
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.layer1 = _Mask(mask)
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.linspace(0.02, 0.1, self.conv.weight.numel()).view_as(self.conv.weight))
+            self.conv.bias.fill_(0.05)
+            self.fc.weight.copy_(torch.tensor([[4.0, 4.0, 4.0, 4.0], [2.0, 1.0, 0.5, 0.0], [0.0, 0.5, 1.0, 2.0]]))
+            self.fc.bias.copy_(torch.tensor([0.0, 0.5, 0.5]))
+
+    def forward(self, images):
+        return self.fc(self.layer1(torch.relu(self.conv(images))).mean((2, 3)))
+
+
+class _Mask(nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, features):
+        return features * self.mask
+
+
+def _images(device, batch=4, height=20, width=24, seed=0, low=0.0):
+    images = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    return (low + (1 - low) * images).to(device)
+
+
+def _reference_region(box, height, width, grow=0):
+    """Per-pixel loop (the slow, obvious definition): pixels of integer box (x0, y0, x1, y1) grown by `grow`."""
+    x0, y0, x1, y1 = box
+    region = torch.zeros(height, width, dtype=torch.bool)
+    for i in range(height):
+        for j in range(width):
+            region[i, j] = x0 - grow <= j < x1 + grow and y0 - grow <= i < y1 + grow
+    return region
+
+
+BOXES = [(3, 2, 11, 9), (0, 12, 6, 20), (18, 0, 24, 5), (7, 7, 8, 8)]  # inside, at the edges, and one pixel
+
+
+@pytest.mark.parametrize("kind", OCCLUDER_KINDS)
+def test_each_kind_changes_exactly_its_region(kind, device):
+    images = _images(device)
+    original = images.clone()
+    boxes = torch.tensor(BOXES, device=device)
+    out = occlude(images, boxes, kind=kind, border=2 if kind in ("solid", "frame") else None)
+    assert torch.equal(images, original)  # inputs untouched
+    assert out.shape == images.shape and out.dtype == images.dtype and out.device == images.device
+    changed = (out != images).any(1)
+    for b, box in enumerate(BOXES):
+        inside = _reference_region(box, 20, 24)
+        ring = _reference_region(box, 20, 24, grow=2) & ~inside  # clipped to the image by construction
+        expected = {"solid": inside | ring, "frame": ring}.get(kind, inside)
+        assert torch.equal(changed[b].cpu(), expected), (kind, box)
+    region = occluder_region(boxes, 20, 24, kind=kind, border=2 if kind in ("solid", "frame") else None)
+    assert torch.equal(region[:, 0], changed)
+
+
+def test_translucent_is_the_half_blend_and_solid_is_opaque_with_a_contrasting_ring(device):
+    images = _images(device, batch=2)
+    boxes = torch.tensor([[4, 4, 12, 10], [10, 6, 20, 16]], device=device)
+    fill = torch.tensor([[0.5, 0.5, 0.5], [0.1, 0.2, 0.3]], device=device)
+    inside = occluder_region(boxes, 20, 24, kind="translucent")[:, 0]
+    blend = occlude(images, boxes, kind="translucent", fill=fill)
+    expected = 0.5 * images + 0.5 * fill[:, :, None, None]
+    torch.testing.assert_close(blend.permute(1, 0, 2, 3)[:, inside], expected.permute(1, 0, 2, 3)[:, inside])
+
+    solid = occlude(images, boxes, kind="solid", fill=fill, border=3)
+    ring = occluder_region(boxes, 20, 24, kind="frame", border=3)[:, 0]
+    for b, ring_value in ((0, 0.0), (1, 1.0)):  # a fill with mean ≥ 0.5 gets a black ring, a dark one white
+        assert bool((solid[b][:, inside[b]] == fill[b][:, None]).all())
+        assert bool((solid[b][:, ring[b]] == ring_value).all())
+
+
+def test_smooth_is_opaque_in_the_core_and_fades_to_the_edge(device):
+    images = torch.zeros(1, 3, 24, 24, device=device)
+    out = occlude(images, torch.tensor([4, 4, 20, 20], device=device), kind="smooth", fill=1.0)[0, 0]
+    assert float(out[12, 12]) == 1.0 and 0.0 < float(out[4, 12]) < 0.2 and float(out[3, 12]) == 0.0
+    row = out[12, 4:12]
+    assert bool((row[1:] >= row[:-1]).all())  # rises monotonically from the edge inwards
+
+
+def test_occlude_refuses_bad_arguments(device):
+    images = _images(device, batch=2)
+    good = torch.tensor([[0, 0, 4, 4], [1, 1, 5, 5]], device=device)
+    with pytest.raises(ValueError, match="kind must be one of 'solid'"):
+        occlude(images, good, kind="opaque")
+    with pytest.raises(ValueError, match=r"x1 > x0 and y1 > y0, got \[5.0, 1.0, 5.0, 5.0\]"):
+        occlude(images, torch.tensor([[0, 0, 4, 4], [5, 1, 5, 5]], device=device), kind="solid")
+    with pytest.raises(ValueError, match=r"shape \[2, 4\]"):
+        occlude(images, good[:1], kind="solid")
+    with pytest.raises(ValueError, match="border does not apply to kind='translucent'"):
+        occlude(images, good, kind="translucent", border=2)
+    with pytest.raises(ValueError, match=r"fill must be in \[0, 1\]"):
+        occlude(images, good, kind="solid", fill=2.0)
+
+
+def test_sample_boxes_are_reproducible_inside_the_image_and_of_the_requested_area(device):
+    boxes = sample_boxes(500, 20, 24, box_frac=0.1, generator=make_generator(device, 3))
+    assert boxes.shape == (500, 4) and boxes.device.type == device.type
+    assert torch.equal(boxes, sample_boxes(500, 20, 24, box_frac=0.1, generator=make_generator(device, 3)))
+    assert bool((boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 24).all() and (boxes[:, 3] <= 20).all())
+    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) / (20 * 24)
+    assert float((area - 0.1).abs().max()) < 0.02
+    assert int(boxes[:, 0].min()) == 0 and int(boxes[:, 2].max()) == 24  # every position is reachable
+
+
+def test_sensitivity_of_a_region_model_peaks_on_its_region(device):
+    model = RegionNet(16, rows=(0, 8), cols=(8, 16)).to(device)  # top-right quadrant
+    images = _images(device, batch=2, height=16, width=16, low=0.7)  # bright: a grey window lowers p(class 0)
+    heat = occlusion_sensitivity(model, images, window=4, stride=2, target=0)
+    assert heat.shape == (2, 16, 16) and heat.device.type == device.type
+    region = torch.zeros(16, 16, dtype=torch.bool, device=device)
+    region[0:8, 8:16] = True
+    for b in range(2):
+        peak = int(heat[b].flatten().argmax())
+        assert bool(region.flatten()[peak])
+        assert float(heat[b][region].mean()) > 0 and float(heat[b][12:, :2].abs().max()) == 0.0  # out of reach: 0
+    chunked = occlusion_sensitivity(model, images, window=(4, 4), stride=(2, 2), target=0, batch_size=3)
+    torch.testing.assert_close(chunked, heat)
+
+
+def _quadrant_setup(device, batch=3):
+    model = RegionNet(32, rows=(0, 16), cols=(0, 16)).to(device)  # logits and CAM live in the top-left quadrant
+    images = _images(device, batch=batch, height=32, width=32, seed=5)
+    with torch.no_grad():
+        labels = model(images).argmax(1)  # the model is right on every clean image
+    masks = torch.zeros(batch, 1, 32, 32, device=device)
+    masks[..., :16, :16] = 1.0  # the "object" is the quadrant the model looks at
+    return model, images, labels, masks
+
+
+def test_study_model_that_never_sees_the_occluder_does_not_flip_and_does_not_latch(device):
+    model, images, labels, masks = _quadrant_setup(device)
+    far = torch.tensor([[20, 20, 28, 28], [19, 22, 27, 30]], device=device, dtype=torch.float32)
+    boxes = far.expand(3, 2, 4)  # 3 px or more from the quadrant, border ring included
+    table = occlusion_study({"region": model}, images, labels, kinds=["solid", "translucent", "smooth", "frame"],
+                            boxes=boxes, masks=masks, border=2)
+    assert list(table["kind"]) == ["solid", "translucent", "smooth", "frame"]
+    assert (table["clean_accuracy"] == 1.0).all() and (table["occluded_accuracy"] == 1.0).all()
+    assert (table["flip_rate"] == 0.0).all() and (table["true_prob_drop"].abs() < 1e-6).all()
+    assert (table["latching"] == 0.0).all() and (table["latching_clean"] == 0.0).all()
+    assert table["localisation"].tolist() == pytest.approx([4.0] * 4)  # all energy on 1/4 of the image
+    assert (table["pointing"] == 1.0).all() and (table["pointing_occluded"] == 1.0).all()
+    assert (table["images"] == 3).all() and (table["occluded_images"] == 6).all()
+
+
+def test_study_latching_score_of_a_box_over_the_cam_is_computed_by_hand(device):
+    model, images, labels, masks = _quadrant_setup(device)
+    boxes = torch.tensor([0, 0, 16, 16], device=device, dtype=torch.float32).expand(3, 1, 4)
+    table = occlusion_study({"region": model}, images, labels, kinds=["translucent", "solid", "frame"],
+                            boxes=boxes, masks=masks, border=2).set_index("kind")
+    # All CAM energy is in the quadrant. translucent: region = the box = 1/4 of the image → 4.
+    assert table.loc["translucent", "latching"] == pytest.approx(4.0)
+    assert table.loc["translucent", "latching_clean"] == pytest.approx(4.0)
+    # solid: box + 2-px ring clipped at the image edge = 18 × 18 px, and it holds all the energy → 1024 / 324.
+    assert table.loc["solid", "latching"] == pytest.approx(1024 / 324)
+    assert table.loc["solid", "occluder_area"] == pytest.approx(324 / 1024)
+    # frame: only the ring is drawn and the CAM never reaches it → 0.
+    assert table.loc["frame", "latching"] == 0.0
+    assert table.loc["translucent", "localisation_occluded"] == pytest.approx(4.0)
+
+
+def test_study_boxes_are_shared_by_models_and_reproducible(device):
+    model, images, labels, masks = _quadrant_setup(device, batch=4)
+    twin = RegionNet(32, rows=(0, 16), cols=(0, 16)).to(device)
+    run = lambda seed: occlusion_study({"a": model, "b": twin}, images, labels, kinds=["solid", "smooth"],  # noqa: E731
+                                       n_boxes=3, box_frac=0.2, generator=make_generator(device, seed),
+                                       batch_size=5)
+    first, again = run(0), run(0)
+    assert len(first) == 4 and list(first["model"]) == ["a", "a", "b", "b"]
+    metrics = first.columns.drop("model")
+    assert first[metrics].equals(again[metrics])
+    a, b = (first[first["model"] == name][metrics].reset_index(drop=True) for name in ("a", "b"))
+    assert a.equals(b)  # identical models see identical boxes → identical rows
+    assert not math.isnan(first["latching"].iloc[0])
+
+
+def test_study_refuses_bad_arguments(device):
+    model, images, labels, _ = _quadrant_setup(device)
+    with pytest.raises(ValueError, match="needs generator"):
+        occlusion_study({"m": model}, images, labels, kinds=["solid"], n_boxes=1, box_frac=0.1)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        occlusion_study({"m": model}, images, labels, kinds=["glass"], n_boxes=1, box_frac=0.1,
+                        generator=make_generator(device))
+    with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \[3\]"):
+        occlusion_study({"m": model}, images, labels[:2], kinds=["solid"], n_boxes=1, box_frac=0.1,
+                        generator=make_generator(device))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        occlusion_study({"m": model}, images, labels + 5, kinds=["solid"], n_boxes=1, box_frac=0.1,
+                        generator=make_generator(device))
+    with pytest.raises(ValueError, match="models must be a non-empty dict"):
+        occlusion_study({}, images, labels, kinds=["solid"], generator=make_generator(device))
+
+
+def test_report_writes_csv_json_with_nan_as_null_and_self_contained_html(tmp_path):
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    table = pd.DataFrame({"model": ["a", "b"], "score": [1.5, float("nan")]})
+    files = write_report(tmp_path / "out", "study", table=table, summary={"seed": 0, "tensor": torch.tensor([1, 2])},
+                         title="A <study>", sections=[("Table", table), ("Figure", go.Figure(go.Bar(y=[1, 2]))),
+                                                      ("Notes", "line one\nline <two>")])
+    assert sorted(files) == ["csv", "html", "json"]
+    assert json.loads(files["json"].read_text()) == {"seed": 0, "tensor": [1, 2], "rows": [
+        {"model": "a", "score": 1.5}, {"model": "b", "score": None}]}
+    assert pd.read_csv(files["csv"])["model"].tolist() == ["a", "b"]
+    page = files["html"].read_text()
+    assert "A &lt;study&gt;" in page and "line &lt;two&gt;" in page and "Plotly.newPlot" in page
+    assert '<script src="https://cdn.plot.ly' not in page  # plotly.js is embedded, the page opens offline
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["study.csv", "study.html", "study.json"]
+
+
+def test_cli_writes_the_reports(tmp_path, capsys):
+    from analysis.occlusion.__main__ import main
+
+    meta = {"arch": "resnet20", "num_classes": 10, "input_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3,
+            "classes": ["circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "ellipse",
+                        "crescent"], "dataset": "shapes", "method": "none"}
+    for seed, method in ((0, "none"), (1, "cutmix")):
+        torch.manual_seed(seed)  # test fixture: two different untrained networks
+        save_checkpoint(tmp_path / f"{method}.safetensors", build_model("resnet20", 10).state_dict(),
+                        {**meta, "method": method})
+    result = main(["--checkpoints", str(tmp_path / "*.safetensors"), "--data", "shapes", "--n", "6",
+                   "--n-boxes", "2", "--examples", "1", "--device", "cpu", "--no-progress",
+                   "--kinds", "solid", "smooth", "--out", str(tmp_path / "report")])
+    table = result["table"]
+    assert len(table) == 4 and set(table["method"]) == {"none", "cutmix"} and "pointing" in table.columns
+    summary = json.loads((tmp_path / "report" / "occlusion.json").read_text())
+    assert summary["command"].startswith("python -m analysis.occlusion --checkpoints")
+    assert len(summary["rows"]) == 4 and "latching" in summary["metrics"]
+    page = (tmp_path / "report" / "occlusion.html").read_text()
+    assert "Example 1" in page and "latching" in page
+    assert "occlusion.html" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["occlusion.csv", "occlusion.html",
+                                                                       "occlusion.json"]
