@@ -6,8 +6,11 @@ from __future__ import annotations
 # Bound after the submodule import, so that ``analysis.cam`` is the function and not the module cam.py.
 from .cam import CAM_METHODS, cam
 from .checkpoints import load_checkpoint
+from .corrupted_data import CifarC, ImageNetC
+from .corruptions import BENCHMARK_CORRUPTIONS, CORRUPTION_GROUPS, CORRUPTIONS, corrupt
 from .occlusion import (OCCLUDER_KINDS, STUDY_METRICS, occlude, occluder_region, occlusion_sensitivity,
                         occlusion_study, sample_boxes)
 
 __all__ = ["load_checkpoint", "cam", "CAM_METHODS", "OCCLUDER_KINDS", "STUDY_METRICS", "occlude",
-           "occluder_region", "occlusion_sensitivity", "occlusion_study", "sample_boxes"]
+           "occluder_region", "occlusion_sensitivity", "occlusion_study", "sample_boxes", "CORRUPTIONS",
+           "BENCHMARK_CORRUPTIONS", "CORRUPTION_GROUPS", "corrupt", "CifarC", "ImageNetC"]
