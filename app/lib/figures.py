@@ -1,0 +1,142 @@
+"""Plotly figures of the page, all on one colour scale for masks.
+
+Masks are drawn with Cividis (designed to read the same with colour-vision deficiencies and in grey) on the
+fixed range 0…1: dark blue is B, the partner (mask 0), yellow is A, the own image (mask 1). Masks travel to
+the browser as whole percent (uint8), a quarter of the bytes of float32.
+
+Figures are written as plain plotly dicts and wrapped without plotly's per-property validation
+(:func:`figure`): validating and building the object tree costs ~10 ms per figure, which 15 figures redrawn on
+every slider move cannot afford. The tests validate every figure these functions make.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import sequential
+
+MASK_SCALE = "Cividis"
+COLOUR_A = sequential.Cividis[-1]  # mask 1: the own image
+COLOUR_B = sequential.Cividis[0]  # mask 0: the partner
+MARK_COLOUR = "#D55E00"  # Okabe–Ito vermilion
+CURVE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # Okabe–Ito: colour-blind safe
+FONT = {"size": 15}
+CHART_CONFIG = {"displayModeBar": False}
+COLOUR_BAR = {"title": {"text": "weight of A", "side": "right"}, "tickvals": [0, 50, 100],
+              "ticktext": ["0 = B", "0.5", "1 = A"], "thickness": 12, "len": 0.95, "outlinewidth": 0}
+COLOUR_BAR_UNDER = {"orientation": "h", "tickvals": [0, 50, 100], "ticktext": ["0 = B", "0.5", "1 = A"],
+                    "thickness": 10, "outlinewidth": 0, "xanchor": "center", "yanchor": "top", "y": -0.03,
+                    "ticks": "outside", "ticklen": 3}
+MASK_HOVER = "x %{x}, y %{y}<br>weight of A: %{z}%<extra></extra>"
+
+
+EMPTY_TEMPLATE = {"data": {}, "layout": {}}
+"""Every figure sets its own styling; the default template would be copied into each figure (~4 ms)."""
+
+
+def figure(spec: dict) -> go.Figure:
+    """A plotly Figure from a dict spec, without plotly's validation (see the module docstring)."""
+    spec["layout"].setdefault("template", EMPTY_TEMPLATE)
+    return go.Figure(spec, _validate=False)
+
+
+def mask_percent(mask: np.ndarray) -> np.ndarray:
+    """uint8 [H, W]: a [0, 1] mask in whole percent."""
+    return np.rint(np.clip(mask, 0.0, 1.0) * 100).astype(np.uint8)
+
+
+def _axis_names(index: int) -> tuple[str, str]:
+    suffix = "" if index == 0 else str(index + 1)
+    return f"x{suffix}", f"y{suffix}"
+
+
+def _grid_layout(rows: int, columns: int, titles: list[str], *, gap: float, title_size: int) -> dict:
+    """Layout of a grid of image panels with square pixels and a title above each panel (row-major)."""
+    layout: dict = {"annotations": []}
+    width, height = (1 - gap * (columns - 1)) / columns, (1 - gap * 2 * (rows - 1)) / rows
+    for index in range(rows * columns):
+        row, column = divmod(index, columns)
+        x_name, y_name = _axis_names(index)
+        x0, y1 = column * (width + gap), 1 - row * (height + 2 * gap)
+        layout[x_name.replace("x", "xaxis")] = {"domain": [x0, x0 + width], "visible": False, "constrain": "domain",
+                                               "anchor": y_name}
+        layout[y_name.replace("y", "yaxis")] = {"domain": [y1 - height, y1], "visible": False,
+                                               "autorange": "reversed", "scaleanchor": x_name,
+                                               "constrain": "domain", "anchor": x_name}
+        if index < len(titles):
+            layout["annotations"].append({"text": titles[index], "x": x0 + width / 2, "y": y1, "xref": "paper",
+                                          "yref": "paper", "xanchor": "center", "yanchor": "bottom",
+                                          "showarrow": False, "font": {"size": title_size}})
+    return layout
+
+
+def _image(uri: str, index: int) -> dict:
+    x_name, y_name = _axis_names(index)
+    return {"type": "image", "source": uri, "hoverinfo": "skip", "xaxis": x_name, "yaxis": y_name}
+
+
+def _mask(mask: np.ndarray, index: int, **extra) -> dict:
+    x_name, y_name = _axis_names(index)
+    return {"type": "heatmap", "z": mask_percent(mask), "zmin": 0, "zmax": 100, "colorscale": MASK_SCALE,
+            "hovertemplate": MASK_HOVER, "xaxis": x_name, "yaxis": y_name, **extra}
+
+
+def card_spec(mixed_uri: str, mask: np.ndarray, height: int = 250) -> dict:
+    """The mixed image (a data URI) and its mask side by side, the mask's colour bar under it."""
+    layout = _grid_layout(1, 2, ["mixed image", "mask"], gap=0.04, title_size=15)
+    mask_domain = layout["xaxis2"]["domain"]
+    # 80 % of the panel: the end labels, centred on the bar's ends, stay inside the figure
+    colour_bar = dict(COLOUR_BAR_UNDER, x=sum(mask_domain) / 2, len=0.8 * (mask_domain[1] - mask_domain[0]))
+    layout.update(height=height, margin={"l": 0, "r": 0, "t": 26, "b": 42}, font=FONT, plot_bgcolor="white")
+    return {"data": [_image(mixed_uri, 0), _mask(mask, 1, colorbar=colour_bar)], "layout": layout}
+
+
+def stages_spec(raw: list[np.ndarray], augmented: list[np.ndarray], titles_raw: list[str],
+                titles_augmented: list[str], merged: np.ndarray, mixed_uri: str, merged_title: str,
+                height: int = 460) -> dict:
+    """MiAMix's stages: each layer's mask before (top row) and after augmentation (bottom row), then the
+    merged mask (top) and the mixed image (bottom) — miamix.md Fig. 2."""
+    columns = len(raw) + 1
+    traces = []
+    for index, (before, after) in enumerate(zip(raw, augmented)):
+        traces += [_mask(before, index, coloraxis="coloraxis"), _mask(after, columns + index, coloraxis="coloraxis")]
+    traces += [_mask(merged, columns - 1, coloraxis="coloraxis"), _image(mixed_uri, 2 * columns - 1)]
+    layout = _grid_layout(2, columns, titles_raw + [merged_title] + titles_augmented + ["mixed image"], gap=0.03,
+                          title_size=14)
+    layout.update(height=height, margin={"l": 0, "r": 0, "t": 26, "b": 0}, font=FONT, plot_bgcolor="white",
+                  coloraxis={"colorscale": MASK_SCALE, "cmin": 0, "cmax": 100, "colorbar": COLOUR_BAR})
+    return {"data": traces, "layout": layout}
+
+
+def prior_spec(x: np.ndarray, curves: list[tuple[str, np.ndarray]], marks: list[tuple[str, float, int | None]],
+               title: str, height: int = 260) -> dict:
+    """Densities over λ ∈ (0, 1) with dashed vertical marks (requested or sampled values).
+
+    Each mark is (label, value, index of the curve it belongs to — drawn in that curve's colour — or None).
+    """
+    traces = [{"type": "scatter", "x": x, "y": density, "name": name, "mode": "lines",
+               "line": {"width": 3, "color": CURVE_COLOURS[index % len(CURVE_COLOURS)]},
+               "hovertemplate": "λ %{x:.2f}: density %{y:.2f}<extra></extra>"}
+              for index, (name, density) in enumerate(curves)]
+    peak = max((float(np.max(density)) for _, density in curves), default=1.0)
+    top = min(max(peak * 1.1, 1.2), 6.0)  # densities with α < 1 diverge at 0 and 1
+    shapes, annotations = [], []
+    for index, (name, value, curve) in enumerate(marks):
+        colour = MARK_COLOUR if curve is None else CURVE_COLOURS[curve % len(CURVE_COLOURS)]
+        shapes.append({"type": "line", "x0": value, "x1": value, "y0": 0, "y1": 1, "yref": "paper",
+                       "line": {"color": colour, "width": 2, "dash": "dash"}})
+        left = value < 0.6
+        annotations.append({"x": value, "y": top * (0.93 - 0.16 * index), "text": name, "showarrow": False,
+                            "xanchor": "left" if left else "right", "xshift": 4 if left else -4,
+                            "font": {"size": 14, "color": colour}, "bgcolor": "rgba(255,255,255,0.9)"})
+    grid = {"showgrid": True, "gridcolor": "#e5e5e5", "zeroline": False}
+    top_margin = 36 if len(curves) < 2 else 70  # room for the legend between the title and the plot
+    layout = {"height": height + top_margin - 36, "margin": {"l": 64, "r": 10, "t": top_margin, "b": 50},
+              "font": FONT, "plot_bgcolor": "white",
+              "title": {"text": title, "x": 0, "y": 0.98, "yanchor": "top", "yref": "container", "font": {"size": 16}},
+              "xaxis": {"title": {"text": "λ"}, "range": [0, 1], "dtick": 0.2, **grid},
+              "yaxis": {"title": {"text": "density"}, "range": [0, top], **grid},
+              "showlegend": len(curves) > 1,
+              "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
+              "shapes": shapes, "annotations": annotations}
+    return {"data": traces, "layout": layout}
