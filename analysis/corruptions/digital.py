@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -47,51 +49,142 @@ def saturate(x: Tensor, setting: Setting, generator: torch.Generator | None) -> 
 
 def pixelate(x: Tensor, setting: Setting, generator: torch.Generator | None) -> Tensor:
     """PIL's BOX resize to ⌊c·size⌋, then back with nearest neighbour (the generators' upward BOX resize
-    and imagecorruptions' NEAREST pick the same pixel)."""
+    and imagecorruptions' NEAREST pick the same pixel).
+
+    Both axes are resized as rows: a sum or gather of whole rows is a run of memory copies, while one along
+    the last dim goes element by element (about ten times slower on a CPU). So the rows are reduced, the
+    reduced image is transposed, its rows (the columns) are reduced and enlarged, and it is transposed back
+    for the rows to be enlarged — two transposes of the small image instead of per-element gathers. A
+    channels-last batch is reduced in its own layout (rows of W·C values), its first transpose also
+    bringing the channels first; the result is contiguous either way.
+    """
     (factor,) = setting.params
-    height, width = x.shape[-2:]
+    batch, channels, height, width = x.shape
     small_h, small_w = max(1, int(height * factor)), max(1, int(width * factor))
-    small = box_reduce_rows(x, small_h)
-    # Reducing along rows is cheap (whole rows are copied), so the width is reduced as rows too.
-    small = box_reduce_rows(small.transpose(2, 3).contiguous(), small_w).transpose(2, 3).contiguous()
+    if x.permute(0, 2, 3, 1).is_contiguous() and not x.is_contiguous():
+        rows = box_reduce_rows(x.permute(0, 2, 3, 1).reshape(batch, height, width * channels), small_h)
+        reduced = rows.view(batch, small_h, width, channels).permute(0, 3, 2, 1).contiguous()  # [B, C, W, h]
+    else:
+        reduced = box_reduce_rows(x, small_h).transpose(2, 3).contiguous()  # [B, C, W, h]
     # Clamped here, on the small image, so that the full-size result needs no further pass.
-    return F.interpolate(small.clamp_(0, 1), size=(height, width), mode="nearest-exact")
+    small = box_reduce_rows(reduced, small_w).clamp_(0, 1)  # [B, C, w, h]
+    wide = small.index_select(2, nearest_index(small_w, width, x.device)).transpose(2, 3).contiguous()
+    return wide.index_select(2, nearest_index(small_h, height, x.device))
 
 
 def box_reduce_rows(x: Tensor, out: int) -> Tensor:
     """PIL BOX reduction of dim −2 to `out` rows: output row i averages the input rows whose centres fall
-    in its footprint (i·s, (i+1)·s], s = size/out, i.e. rows ⌊i·s + ½⌋ … ⌊(i+1)·s + ½⌋ − 1."""
-    size = x.shape[-2]
+    in its footprint (i·s, (i+1)·s], s = size/out, i.e. rows ⌊i·s + ½⌋ … ⌊(i+1)·s + ½⌋ − 1.
+
+    Each footprint's rows are summed in order. On a CPU the footprints, which partition the rows, are summed
+    by one ``index_add_`` of every row into its output row; elsewhere by gathering the k-th row of every
+    footprint, k = 0, 1, … (CUDA's ``index_add_`` accumulates with atomics, in an order, and so a rounding,
+    that varies from run to run). Both give the same sums.
+    """
+    size, width = x.shape[-2:]
+    owner, starts, lengths, (shortest, longest) = _box_footprints(size, out, x.device)
+    planes = x.reshape(-1, size, width)  # three dims: index_add_'s per-row loop runs about 1.5× faster
+    if x.device.type == "cpu":
+        total = planes.new_zeros((planes.shape[0], out, width)).index_add_(1, owner, planes)
+    else:
+        total = planes.index_select(1, starts)
+        for offset in range(1, longest):
+            rows = planes.index_select(1, (starts + offset).clamp_(max=size - 1))
+            total += rows if offset < shortest else rows * (lengths > offset).float()[:, None]
+    return total.div_(lengths[:, None]).view(*x.shape[:-2], out, width)
+
+
+@lru_cache(maxsize=64)
+def _box_footprints(size: int, out: int, device: torch.device
+                    ) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
+    """(int64 [size] output row of each input row, int64 [out] first row of each footprint, float32 [out]
+    rows per footprint, (fewest, most) rows in a footprint)."""
     scale = size / out
     edges = [math.floor(i * scale + 0.5) for i in range(out + 1)]
-    starts = torch.tensor(edges[:-1], device=x.device)
-    counts = [stop - start for start, stop in itertools.pairwise(edges)]
-    lengths = torch.tensor(counts, device=x.device, dtype=torch.float32)
-    total = x.index_select(-2, starts)
-    for offset in range(1, max(counts)):
-        rows = x.index_select(-2, (starts + offset).clamp_(max=size - 1))
-        if min(counts) > offset:
-            total += rows
-        else:
-            total += rows * (lengths > offset).float()[:, None]
-    return total / lengths[:, None]
+    counts = torch.tensor([stop - start for start, stop in itertools.pairwise(edges)])
+    owner = torch.repeat_interleave(torch.arange(out), counts)
+    extremes = (int(counts.min()), int(counts.max()))
+    return owner.to(device), torch.tensor(edges[:-1]).to(device), counts.float().to(device), extremes
+
+
+@lru_cache(maxsize=64)
+def nearest_index(size: int, out: int, device: torch.device) -> Tensor:
+    """int64 [out]: the input row each of `out` rows copies when `size` rows are enlarged with
+    ``F.interpolate(mode="nearest-exact")`` — computed by that call on the row numbers, so that the two
+    agree to the last rounding (⌊(i + ½)·size/out⌋ with torch's float32 scale)."""
+    rows = torch.arange(size, dtype=torch.float32).view(1, 1, size)
+    return F.interpolate(rows, size=out, mode="nearest-exact").view(out).long().to(device)
+
+
+# The message of torchvision 0.29's deprecation of its image codecs (superseded by TorchCodec).
+_CODEC_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
 
 
 def jpeg_compression(x: Tensor, setting: Setting, generator: torch.Generator | None) -> Tensor:
     """Encode and decode with libjpeg at the severity's quality, from the image rounded to 8 bits.
 
     libjpeg runs on the CPU for every device: the generators used PIL's libjpeg, and nvjpeg's encoder
-    would give different artefacts. That round trip is the one host copy on a CUDA device.
+    would give different artefacts. That round trip is the one host copy on a CUDA device. The codec is
+    torchvision.io's (the calls behind torchvision.transforms.v2.functional.jpeg; deprecated since
+    torchvision 0.29, and the faster of the two here); PIL's, with the same libjpeg settings (4:2:0 chroma
+    subsampling, baseline), takes over when torchvision.io no longer provides it.
     """
-    from torchvision.io import decode_jpeg, encode_jpeg
-
     (quality,) = setting.params
-    batch, _, height, width = x.shape
-    # Channels-last 8-bit pixels are what libjpeg reads; one pass rounds (half up), converts and reorders.
-    pixels = torch.empty((batch, height, width, 3), dtype=torch.uint8)
-    pixels.copy_(x.mul(255).add_(0.5).clamp_(0, 255).permute(0, 2, 3, 1))
-    decoded = torch.stack(decode_jpeg(encode_jpeg(list(pixels.permute(0, 3, 1, 2)), quality=int(quality))))
-    return torch.div(decoded.to(x.device), 255, out=torch.empty(decoded.shape, device=x.device))
+    # Channels-last 8-bit pixels are what libjpeg reads, rounded half up. A channels-last batch is already
+    # laid out so; any other is reordered by a plain copy (about twice as fast as reordering inside the
+    # arithmetic). float32 → int16 → uint8 are two vectorised conversions, several times faster on a CPU
+    # than the direct one. On CUDA only the bytes cross to the host.
+    channels_last = x.permute(0, 2, 3, 1)
+    if channels_last.is_contiguous():
+        levels = channels_last.mul(255)
+    else:
+        levels = torch.empty(channels_last.shape, device=x.device).copy_(channels_last).mul_(255)
+    pixels = levels.add_(0.5).clamp_(0, 255).to(torch.int16).to(torch.uint8).cpu()
+    codec = _torchvision_codec()
+    decoded = (_jpeg_round_trip_torchvision(pixels, int(quality), *codec) if codec is not None
+               else _jpeg_round_trip_pil(pixels, int(quality)))
+    # Reordered to planes as bytes (a quarter of the float bytes to move; on CUDA to copy to the device),
+    # then converted and scaled in place: a uint8 / float division in one op takes torch's slow mixed-type
+    # path, about three times the two vectorised passes.
+    planes = torch.stack(decoded).to(x.device, non_blocking=True)
+    return planes.to(torch.float32).div_(255)
+
+
+def _torchvision_codec():
+    """(encode_jpeg, decode_jpeg) of torchvision.io, or None when this torchvision no longer has them."""
+    try:
+        from torchvision.io import decode_jpeg, encode_jpeg
+    except ImportError:
+        return None
+    return encode_jpeg, decode_jpeg
+
+
+def _jpeg_round_trip_torchvision(pixels: Tensor, quality: int, encode_jpeg, decode_jpeg) -> list[Tensor]:
+    """[B, H, W, 3] uint8 → B decoded uint8 [3, H, W] (views of channels-last data)."""
+    with warnings.catch_warnings():
+        # torchvision announces the codecs' removal on every call; until then they are used, and the PIL
+        # path takes over after. The warning concerns this module, not its callers, so it is not passed on.
+        warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
+        # CHW views of channels-last bytes: the encoder's own HWC reordering is then a no-op.
+        return decode_jpeg(encode_jpeg(list(pixels.permute(0, 3, 1, 2)), quality=quality))
+
+
+def _jpeg_round_trip_pil(pixels: Tensor, quality: int) -> list[Tensor]:
+    """The same round trip through PIL (its libjpeg, the generators' own), for torchvision releases
+    without image codecs."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    decoded = []
+    for image in pixels.numpy():
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        with Image.open(buffer) as reopened:
+            rgb = np.array(reopened.convert("RGB"))
+        decoded.append(torch.from_numpy(rgb).permute(2, 0, 1))
+    return decoded
 
 
 def elastic_transform(x: Tensor, setting: Setting, generator: torch.Generator | None) -> Tensor:

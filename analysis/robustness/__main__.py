@@ -1,0 +1,389 @@
+"""python -m analysis.robustness: corruption and FGSM robustness of checkpoints, written as CSV, JSON and HTML.
+
+Under ``torchrun --nproc_per_node N -m analysis.robustness …`` every rank evaluates a disjoint shard of the
+images, the integer counts are summed over the ranks, and rank 0 writes the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from msda.data import DATASETS
+from msda.training import distributed
+
+from ..checkpoints import load_checkpoint
+from ..corrupted_data import CifarC, ImageNetC
+from ..corruptions import CORRUPTIONS
+from ..corruptions._params import PROFILES
+from ..report import write_report
+from .evaluate import DEFAULT_SEVERITIES, evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curves
+from .figures import error_heatmaps, fgsm_figure, summary_bars
+from .tables import SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, long_table, summarise
+
+STORED = ("cifar10-c", "cifar100-c", "imagenet-c")
+ON_THE_FLY = ("shapes-c",) + tuple(f"{name}+corrupt" for name in DATASETS)
+DATA_CHOICES = ON_THE_FLY + STORED
+DEFAULT_EPS = "1/255,2/255,4/255,8/255"
+SHAPES_DEFAULT_N = 1000
+_NEEDS_ROOT = {"cifar10+corrupt", "cifar100+corrupt", "imagefolder+corrupt", *STORED}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.robustness", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Top-1 error of checkpoints under the common corruptions of Hendrycks & Dietterich (ICLR "
+                    "2019) — stored CIFAR-10-C/100-C/ImageNet-C or any dataset corrupted on the fly — and "
+                    "accuracy under FGSM (Goodfellow et al. 2015). Writes robustness.csv, robustness.json and "
+                    "robustness.html to --out.")
+    p.add_argument("--checkpoint", dest="checkpoints", action="extend", nargs="+", required=True, metavar="PATH",
+                   help="checkpoint file(s) (.safetensors, .pt, .pth; quoted glob patterns are expanded); repeat "
+                        "the option or list several")
+    p.add_argument("--arch", help="architecture, for checkpoints without metadata")
+    p.add_argument("--num-classes", type=int, help="number of classes, for checkpoints without metadata")
+    p.add_argument("--data", default="shapes-c", metavar="DATA",
+                   help=f"one of {', '.join(DATA_CHOICES)} (shapes-c = shapes+corrupt: the shapes test split "
+                        "of the checkpoints' data seed)")
+    p.add_argument("--root", help="dataset folder: CIFAR-10/100 (+corrupt), an ImageNet-style folder "
+                                  "(imagefolder+corrupt), or the CIFAR-10-C / CIFAR-100-C / ImageNet-C folder")
+    p.add_argument("--clean-root", help="cifar10-c/cifar100-c/imagenet-c: the clean test set (the CIFAR folder, or "
+                                        "an ImageNet folder with val/) for the clean error, relative mCE and FGSM")
+    p.add_argument("--corruptions", nargs="+", metavar="NAME",
+                   help="corruptions to evaluate (default: all 19, or those present in --root for stored sets)")
+    p.add_argument("--severities", nargs="+", type=int, default=list(DEFAULT_SEVERITIES), metavar="S",
+                   help="severities 1 … 5")
+    p.add_argument("--fgsm-eps", metavar="EPS",
+                   help=f"comma-separated FGSM steps on the [0, 1] scale, fractions allowed; 'none' skips FGSM "
+                        f"(default {DEFAULT_EPS} when clean images are available); ε = 0 is always added")
+    p.add_argument("--n", "--n-images", dest="n", type=int,
+                   help=f"number of test images (shapes: default {SHAPES_DEFAULT_N}; others: all; folders take evenly "
+                        "spaced images). Under torchrun write --n-images: torchrun's own parser rejects --n as an "
+                        "ambiguous abbreviation of its options")
+    p.add_argument("--data-seed", type=int,
+                   help="shapes: dataset seed (default: the checkpoints' data_seed when they agree, else 0)")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="images per batch; on-the-fly corruptions are seeded per batch, so keep it to compare runs")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="where images are corrupted and classified (under torchrun, cuda means each rank's GPU)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the on-the-fly corruptions' random draws")
+    p.add_argument("--profile", default="auto", choices=PROFILES,
+                   help="corruption parameters: cifar, imagenet, or auto (by image size)")
+    p.add_argument("--frost-dir", help="frost: a folder of frost images instead of the procedural textures")
+    p.add_argument("--workers", type=int,
+                   help="data-loading processes (default 4 for image folders, 0 otherwise)")
+    p.add_argument("--out", type=Path, default=Path("reports/robustness"), help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Run the evaluation from the command line; returns ``{"summary": DataFrame, "table": DataFrame,
+    "files": {kind: Path}}`` on rank 0 (an empty dict on the other ranks)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_arguments(parser, args)
+    rank, world_size, device = distributed.setup(torch.device(args.device))
+    try:
+        return _run(args, argv, rank, world_size, device)
+    finally:
+        distributed.teardown()
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """Bad arguments end the program here (exit status 2) with a message naming the value and the allowed ones."""
+    if args.data not in DATA_CHOICES:
+        parser.error(f"--data must be one of {', '.join(DATA_CHOICES)}; got {args.data!r}")
+    for name in args.corruptions or ():
+        if name not in CORRUPTIONS:
+            parser.error(f"--corruptions: unknown corruption {name!r}; allowed: {', '.join(CORRUPTIONS)}")
+    if args.corruptions and len(set(args.corruptions)) != len(args.corruptions):
+        parser.error(f"--corruptions lists a corruption twice: {' '.join(args.corruptions)}")
+    for severity in args.severities:
+        if not 1 <= severity <= 5:
+            parser.error(f"--severities must be integers in 1 … 5; got {severity}")
+    if len(set(args.severities)) != len(args.severities):
+        parser.error(f"--severities lists a severity twice: {' '.join(map(str, args.severities))}")
+    if args.data in _NEEDS_ROOT and not args.root:
+        parser.error(f"--data {args.data} needs --root, the folder that holds its files")
+    if args.data not in _NEEDS_ROOT and args.root:
+        parser.error(f"--data {args.data} is generated and reads no files; drop --root {args.root}")
+    if args.clean_root and args.data not in STORED:
+        parser.error(f"--clean-root only applies to {', '.join(STORED)} (the clean images of --data {args.data} "
+                     "are its own test split)")
+    for option, value, low in (("--n", args.n, 1), ("--batch-size", args.batch_size, 1),
+                               ("--workers", args.workers, 0)):
+        if value is not None and value < low:
+            parser.error(f"{option} must be at least {low}, got {value}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available (use --device cpu)")
+    try:
+        torch.device(args.device)
+    except (RuntimeError, TypeError):
+        parser.error(f"--device must be like cpu, cuda or cuda:1; got {args.device!r}")
+    try:
+        args.eps = _parse_eps(args.fgsm_eps)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def _parse_eps(text: str | None) -> tuple[float, ...] | None:
+    """'2/255,1/255' → (0.0, 1/255, 2/255) (sorted, 0 added); 'none' → (); None → None (the default,
+    decided later)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    values = []
+    for token in text.split(","):
+        try:
+            value = float(Fraction(token.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"--fgsm-eps: {token.strip()!r} is not a number or fraction like 8/255 "
+                             f"(expected e.g. {DEFAULT_EPS}, or none)") from None
+        if not 0 <= value <= 1:
+            raise ValueError(f"--fgsm-eps: ε must be in [0, 1] on the pixel scale, got {token.strip()}")
+        values.append(value)
+    return tuple(sorted({0.0, *values}))
+
+
+# ----------------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Data:
+    """What to evaluate: a clean source corrupted on the fly, or stored corrupted sets (and maybe clean ones)."""
+
+    description: str
+    num_classes: int
+    clean: torch.Tensor | Dataset | None
+    labels: torch.Tensor | None = None
+    stored: dict | None = None
+    alexnet: bool = False
+    data_seed: int | None = None
+
+
+def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
+    paths = _expand(args.checkpoints)
+    loaded = {}
+    for path in paths:
+        model, meta = load_checkpoint(path, arch=args.arch, num_classes=args.num_classes, device=device)
+        loaded[_unique_name(path, loaded)] = (model, meta)
+    metas = [meta for _, meta in loaded.values()]
+    for key in ("num_classes", "input_size"):
+        values = {meta[key] for meta in metas}
+        if len(values) > 1:
+            raise ValueError(f"the checkpoints disagree on {key} ({sorted(values)}); compare models trained on the "
+                             "same data")
+    data = _load_data(args, metas[0], metas)
+    if data.num_classes != metas[0]["num_classes"]:
+        raise ValueError(f"the checkpoints have {metas[0]['num_classes']} classes, --data {args.data} has "
+                         f"{data.num_classes}")
+    models = {name: model for name, (model, _) in loaded.items()}
+    eps = args.eps if args.eps is not None else (() if data.clean is None else _parse_eps(DEFAULT_EPS))
+    if eps and data.clean is None:
+        raise ValueError(f"FGSM needs clean images: pass --clean-root with --data {args.data}, or --fgsm-eps none")
+    workers = args.workers if args.workers is not None else (
+        min(4, os.cpu_count() or 1) if args.data in ("imagefolder+corrupt", "imagenet-c") else 0)
+    progress = not args.no_progress and rank == 0
+    common = dict(device=device, batch_size=args.batch_size, shard=(rank, world_size), workers=workers,
+                  progress=progress)
+
+    if data.stored is None:
+        results = evaluate_corruptions(models, data.clean, data.labels, corruptions=args.corruptions or CORRUPTIONS,
+                                       severities=args.severities, generator_seed=args.seed, profile=args.profile,
+                                       frost_dir=args.frost_dir, **common)
+    else:
+        results = evaluate_corrupted_datasets(models, data.stored, clean=data.clean, **common)
+    results = results.reduced(distributed.all_sum)
+    curves = {}
+    if eps:
+        curves = fgsm_curves(models, data.clean, data.labels, eps=eps, **common)
+        curves = {name: curve.reduced(distributed.all_sum) for name, curve in curves.items()}
+    if rank != 0:
+        return {}
+    return _write(args, argv, loaded, data, results, curves, world_size, device)
+
+
+def _write(args, argv, loaded, data: _Data, results, curves, world_size: int, device) -> dict:
+    summary = summarise(results, alexnet=data.alexnet)
+    for position, (column, key) in enumerate((("method", "method"), ("arch", "arch"))):
+        summary.insert(1 + position, column, [loaded[name][1].get(key) for name in summary["model"]])
+    table = long_table(results, curves)
+    table.insert(1, "method", [loaded[name][1].get("method") for name in table["model"]])
+    fgsm_rows = fgsm_table(curves) if curves else None
+
+    command = "python -m analysis.robustness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+    settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
+    images = int(results.total.max()) if results.total.numel() else 0
+    report = {
+        "command": command, "settings": settings, "world_size": world_size,
+        "data": {"name": args.data, "description": data.description, "images_per_cell": images,
+                 "clean_images": int(results.clean_total), "corruptions": list(results.corruptions),
+                 "severities": list(results.severities), "data_seed": data.data_seed,
+                 "corruption_seed": args.seed if data.stored is None else None},
+        "checkpoints": {name: {key: meta.get(key) for key in ("path", "arch", "method", "dataset", "epochs",
+                                                              "test_accuracy", "data_seed", "layout")}
+                        for name, (_, meta) in loaded.items()},
+        "columns": {key: text for key, text in SUMMARY_COLUMNS.items() if key in summary.columns},
+        "summary": summary,
+    }
+    if data.alexnet:
+        report["alexnet_normalised"] = alexnet_normalised(results)
+    if fgsm_rows is not None:
+        report["fgsm"] = fgsm_rows
+
+    sections = [
+        ("Settings", f"{command}\n\n{data.description}; {len(results.corruptions)} corruption(s) × severities "
+                     f"{', '.join(map(str, results.severities))}; {images} images per cell, "
+                     f"{int(results.clean_total)} clean; device {device}"
+                     + (f", {world_size} processes" if world_size > 1 else "") + "."),
+        ("Summary", summary),
+        ("Columns", "\n".join(f"{key}: {text}" for key, text in report["columns"].items())),
+        ("Top-1 error per corruption and severity (one colour scale)", error_heatmaps(results)),
+        ("Clean and mean corrupted error" + (", mCE" if data.alexnet else ""), summary_bars(summary)),
+    ]
+    if fgsm_rows is not None:
+        sections += [("FGSM: accuracy against ε (Goodfellow et al. 2015; [0, 1] pixel scale, clamped)",
+                      fgsm_figure(curves)), ("FGSM", fgsm_rows)]
+    files = write_report(args.out, "robustness", table=table, summary=report,
+                         title="Robustness: common corruptions and FGSM", sections=sections)
+    shown = [column for column in ("model", "method", "clean_error", "corrupted_accuracy",
+                                   "mean_corrupted_accuracy_15", "mean_corrupted_accuracy_19", "mce", "relative_mce")
+             if column in summary.columns]
+    print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if fgsm_rows is not None:
+        print(fgsm_rows.pivot(index="model", columns="eps_255", values="accuracy")
+              .rename(columns=lambda v: f"ε={v:g}/255").to_string(float_format=lambda v: f"{v:.4f}"))
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+    return {"summary": summary, "table": table, "files": files}
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def _load_data(args, meta: dict, metas: Sequence[dict]) -> _Data:
+    size = int(meta["input_size"])
+    if args.data in STORED:
+        return _stored(args, size, meta)
+    name = "shapes" if args.data == "shapes-c" else args.data.removesuffix("+corrupt")
+    from msda.data import load_dataset
+
+    if name == "shapes":
+        seeds = {m.get("data_seed") for m in metas}
+        seed = args.data_seed if args.data_seed is not None else (seeds.pop() if len(seeds) == 1 else None) or 0
+        n = args.n or SHAPES_DEFAULT_N
+        dataset = load_dataset("shapes", "test", n=n, size=size, seed=seed)
+        return _Data(f"{n} shapes test images ({size} px, data seed {seed}) corrupted on the fly",
+                     dataset.num_classes, dataset, data_seed=seed)
+    if name in ("cifar10", "cifar100"):
+        dataset = load_dataset(name, "test", root=args.root)
+        _check_size(args.data, 32, size)
+        images, labels = dataset.as_tensors()
+        n = _check_n(args.n, len(labels), args.data)
+        return _Data(f"the first {n} {name} test images corrupted on the fly", dataset.num_classes,
+                     images[:n], labels[:n])
+    dataset = load_dataset("imagefolder", "test", root=args.root, size=size)
+    n = _check_n(args.n, len(dataset), args.data)
+    return _Data(f"{n} images of {args.root}/val ({size} px) corrupted on the fly", dataset.num_classes,
+                 _evenly_spaced(dataset, n))
+
+
+def _stored(args, size: int, meta: dict) -> _Data:
+    from msda.data import load_dataset
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise ValueError(f"--root {args.root}: no such folder (expected the {args.data} folder)")
+    if args.data == "imagenet-c":
+        present = [name for name in CORRUPTIONS if (root / name).is_dir()]
+    else:
+        present = [name for name in CORRUPTIONS if (root / f"{name}.npy").is_file()]
+    corruptions = args.corruptions or present
+    if not corruptions:
+        layout = "<corruption>/<severity>/<wnid>/*.JPEG" if args.data == "imagenet-c" else "<corruption>.npy"
+        raise ValueError(f"--root {args.root} holds no {args.data} corruption ({layout} for any of "
+                         f"{', '.join(CORRUPTIONS)})")
+    stored = {}
+    if args.data == "imagenet-c":
+        first = ImageNetC(root, corruptions[0], args.severities[0])
+        # Labels index the checkpoints' classes when those are the wnids (our imagefolder training), else the
+        # sorted wnids (torchvision's ImageNet order).
+        labels = list(meta["classes"]) if set(first.classes) <= set(meta["classes"]) else list(first.classes)
+        for name in corruptions:
+            for severity in args.severities:
+                dataset = ImageNetC(root, name, severity, classes=labels)
+                stored[name, severity] = _evenly_spaced(dataset, _check_n(args.n, len(dataset), args.data))
+        _check_size(args.data, first[0][0].shape[-1], size)
+        clean = None
+        if args.clean_root:
+            clean_set = load_dataset("imagefolder", "test", root=args.clean_root, size=size)
+            if list(clean_set.classes) != labels:
+                raise ValueError(f"--clean-root {args.clean_root}: its classes ({len(clean_set.classes)}, from "
+                                 f"{clean_set.classes[0]}) are not the {len(labels)} classes the ImageNet-C labels "
+                                 f"index ({'the checkpoints' if labels == list(meta['classes']) else 'sorted wnids'})")
+            clean = _evenly_spaced(clean_set, _check_n(args.n, len(clean_set), args.data))
+        return _Data(f"ImageNet-C at {root}", len(labels), clean, stored=stored, alexnet=True)
+    for name in corruptions:
+        for severity in args.severities:
+            dataset = CifarC(root, name, severity)
+            stored[name, severity] = Subset(dataset, range(_check_n(args.n, len(dataset), args.data)))
+    _check_size(args.data, 32, size)
+    clean = None
+    base = args.data.removesuffix("-c")
+    if args.clean_root:
+        clean_set = load_dataset(base, "test", root=args.clean_root)
+        clean = Subset(clean_set, range(_check_n(args.n, len(clean_set), args.data)))
+    return _Data(f"{base.upper()}-C at {root}", 10 if base == "cifar10" else 100, clean, stored=stored)
+
+
+def _evenly_spaced(dataset: Dataset, n: int) -> Dataset:
+    """n images spread over the whole dataset (folders are sorted by class: the first n would cover few)."""
+    total = len(dataset)
+    return dataset if n == total else Subset(dataset, [i * total // n for i in range(n)])
+
+
+def _check_n(n: int | None, available: int, data: str) -> int:
+    if n is None:
+        return available
+    if n > available:
+        raise ValueError(f"--n must be at most {available} for --data {data}, got {n}")
+    return n
+
+
+def _check_size(data: str, image_size: int, input_size: int) -> None:
+    if image_size != input_size:
+        raise ValueError(f"--data {data} has {image_size}-px images but the checkpoints take {input_size}-px inputs")
+
+
+def _expand(patterns: Sequence[str]) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise ValueError(f"--checkpoint pattern {pattern!r} matches no file")
+        paths.extend(Path(match) for match in matches)
+    return paths
+
+
+def _unique_name(path: Path, taken: Mapping[str, object]) -> str:
+    name = path.stem
+    return name if name not in taken else str(path)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
