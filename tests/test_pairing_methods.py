@@ -264,3 +264,12 @@ def test_lmix_without_sharpening_is_fmix_mixing(device):
     out = msda.Mixer("lmix", num_classes=2, sharpen=0.0, generator=make_generator(device))(
         images, torch.arange(4, device=device) % 2)
     assert torch.allclose(out.images, out.mask * images + (1 - out.mask) * images[out.partner], atol=1e-6)
+
+
+def test_miamix_reports_its_augmentation_draws(miamix_stats):
+    d = miamix_stats.details
+    assert d["rotation_deg"].abs().max() <= 45 and d["shear_deg"].abs().max() <= 20
+    assert d["rotation_deg"].abs().max() > 40  # the whole range is used
+    windows = d["window"]
+    assert ((windows % 2) == 1).all()  # odd, so the filter stays centred
+    assert set(windows.unique().tolist()) <= {1.0, 3.0}  # {5, 7, 11, 13} at 64 px, scaled to 16 px

@@ -211,7 +211,7 @@ class MiAMix(Method):
                            device=device).view(size, k_max) & augmentable
         smoothed = bernoulli(float(read.value("p_smooth")), size * k_max, generator=generator,
                              device=device).view(size, k_max) & augmentable
-        raw_layers, layers = [], []
+        raw_layers, layers, draws = [], [], []
         for j in range(k_max):
             own = 1.0 - lams[:, j]
             layer = torch.ones(size, 1, height, width, device=device)
@@ -225,7 +225,9 @@ class MiAMix(Method):
                                                     params=LAYER_PARAMS.get(name, {})),
                     layer)
             raw_layers.append(layer)
-            layers.append(self._augment(layer, rotate[:, j], smoothed[:, j], read))
+            augmented, drawn = self._augment(layer, rotate[:, j], smoothed[:, j], read)
+            layers.append(augmented)
+            draws.append(drawn)
 
         # Stage 4: merge, and the label weight.
         stacked = torch.cat(layers, 1)  # [B, k_max, H, W]; inactive layers are all ones
@@ -237,6 +239,7 @@ class MiAMix(Method):
         details = {
             "methods": names, "k": k, "self_mix": self_mix, "layer_methods": layer_methods, "layer_lams": lams,
             "active": active, "rotated": rotate, "smoothed": smoothed,
+            **{name: torch.stack([d[name] for d in draws], 1) for name in ("rotation_deg", "shear_deg", "window")},
             "raw_masks": torch.cat(raw_layers, 1), "masks": stacked, "merged": merged,
         }
         return Mixed(images=blend(batch.images, partner_images, merged), mask=merged, partner=partner,
@@ -244,7 +247,9 @@ class MiAMix(Method):
                      details=details)
 
     @staticmethod
-    def _augment(layer: Tensor, rotate: Tensor, smoothed: Tensor, read: ParamReader) -> Tensor:
+    def _augment(layer: Tensor, rotate: Tensor, smoothed: Tensor, read: ParamReader) -> tuple[Tensor, dict]:
+        """The layer after rotation/shear (where `rotate`) and smoothing (where `smoothed`), and the drawn
+        rotation, shear (degrees) and window (pixels) of every sample, applied or not."""
         size, _, height, width = layer.shape
         generator, device = read.generator, read.device
         # Rotation and shear act on the partner's coverage, so what leaves the frame becomes "own image".
@@ -263,8 +268,10 @@ class MiAMix(Method):
         kernel_size = int(max(read.value("windows")) * scale + 0.5)
         kernel_size += 1 - kernel_size % 2
         kernel_size = max(kernel_size, 1)
-        kernels = smoothing_kernels(windows.clamp(max=kernel_size), read.value("smoothing"), kernel_size)
-        return replace_rows(smoothed, lambda rows: smooth(take(layer, rows), take(kernels, rows)), layer)
+        windows = windows.clamp(max=kernel_size)
+        kernels = smoothing_kernels(windows, read.value("smoothing"), kernel_size)
+        layer = replace_rows(smoothed, lambda rows: smooth(take(layer, rows), take(kernels, rows)), layer)
+        return layer, {"rotation_deg": angle.rad2deg(), "shear_deg": shear.rad2deg(), "window": windows}
 
 
 register(MiAMix(INFO))
