@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._random import bernoulli, uniform
+from ._rows import replace_rows, take
 
 
 def affine(images: Tensor, theta: Tensor, *, padding_mode: str = "zeros", mode: str = "bilinear",
@@ -54,21 +55,21 @@ def paste_resized(images: Tensor, x0: Tensor, y0: Tensor, box_w: Tensor, box_h: 
 
     Antialiased: a sample shrunk by s ≥ 2 is resampled from the mip level 2^⌊log2 s⌋ of an average-pooled
     pyramid, so small pastes do not alias. The loop runs over pyramid levels (≤ 4 for ResizeMix's default
-    τ ≥ 0.1), never over samples.
+    τ ≥ 0.1), never over samples; each level resamples only its own samples (see :func:`replace_rows`).
     """
     height, width = images.shape[-2:]
     theta = box_from(x0, y0, box_w, box_h, height, width)
     shrink = torch.maximum(width / box_w, height / box_h)
-    level = shrink.log2().floor().clamp(0, 30).long()
     max_level = min(int(math.log2(min(height, width))), 4)
-    level = level.clamp(max=max_level)
-    out = affine(images, theta, padding_mode="border")
+    level = shrink.log2().floor().clamp(0, max_level).long()
     source = images.float()
-    for current in range(1, max_level + 1):
-        source = F.avg_pool2d(source, 2, ceil_mode=True)
-        sampled = affine(source, theta, padding_mode="border", size=(height, width))
-        out = torch.where((level == current)[:, None, None, None], sampled.to(out.dtype), out)
-    return out
+    out = torch.empty_like(source)
+    for current in range(max_level + 1):
+        if current:
+            source = F.avg_pool2d(source, 2, ceil_mode=True)
+        out = replace_rows(level == current, lambda rows, source=source: affine(
+            take(source, rows), take(theta, rows), padding_mode="border", size=(height, width)), out, inplace=True)
+    return out.to(images.dtype)
 
 
 def random_view(images: Tensor, *, generator: torch.Generator | None, min_scale: float = 0.6) -> Tensor:

@@ -2,7 +2,8 @@
 
     python -m msda.bench [--device cuda] [--batch 128] [--size 224] [--repeats 20] [--json out.json]
 
-Prints, per method, milliseconds per batch and images per second of ``msda.Mixer`` (per-sample λ, default
+Every mixer is called once per round, round after round, so that changing machine load falls on all of them
+alike; medians are reported. Prints, per method, milliseconds per batch and images per second of ``msda.Mixer`` (per-sample λ, default
 settings, labels as class indices), and the ratio to one ResNet-50 training step (forward, backward, SGD
 update; bf16 autocast and channels_last on CUDA) at the same batch on the same device. In the same run it
 times torchvision.transforms.v2 ``MixUp``/``CutMix`` (one λ and one box per batch) and, when timm is
@@ -66,30 +67,45 @@ def resnet50_step_seconds(batch: int, size: int, device: torch.device, steps: in
     return median_seconds(step, device, repeats=steps, warmup=1)
 
 
-def peer_timings(images: torch.Tensor, labels: torch.Tensor, num_classes: int, repeats: int) -> dict:
-    """Seconds per batch of torchvision's and timm's mixers on the same batch."""
+def interleaved_medians(calls: dict[str, tuple[Callable[[], object], Callable[[object], object]]],
+                        device: torch.device, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each call, the calls taken round-robin so that changes in machine load hit all alike.
+
+    Each entry is ``(prepare, call)``: ``prepare()`` runs untimed and its result is passed to ``call``.
+    """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(warmup + repeats):
+        for name, (prepare, call) in calls.items():
+            argument = prepare()
+            synchronize(device)
+            start = time.perf_counter()
+            call(argument)
+            synchronize(device)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peer_calls(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+    """torchvision's per-batch mixers and, when installed, timm's per-sample ``elem`` mode."""
     from torchvision.transforms import v2
 
-    device = images.device
-    out = {
-        "torchvision MixUp (per batch)": median_seconds(
-            lambda: v2.MixUp(num_classes=num_classes)(images, labels), device, repeats),
-        "torchvision CutMix (per batch)": median_seconds(
-            lambda: v2.CutMix(num_classes=num_classes)(images, labels), device, repeats),
+    none = lambda: None  # noqa: E731
+    mixup, cutmix = v2.MixUp(num_classes=num_classes), v2.CutMix(num_classes=num_classes)
+    calls = {
+        "torchvision MixUp (per batch)": (none, lambda _: mixup(images, labels)),
+        "torchvision CutMix (per batch)": (none, lambda _: cutmix(images, labels)),
     }
     try:
         from timm.data import Mixup
     except ImportError:
-        return out
+        return calls
     for name, kwargs in (("timm Mixup elem (mixup)", dict(mixup_alpha=1.0, cutmix_alpha=0.0)),
                          ("timm Mixup elem (cutmix)", dict(mixup_alpha=0.0, cutmix_alpha=1.0))):
         mixer = Mixup(mode="elem", label_smoothing=0.0, num_classes=num_classes, **kwargs)
-        # timm mixes in place: give each call a fresh copy, made outside the timed region.
-        copies = [images.clone() for _ in range(repeats + 3)]
-        synchronize(device)
-        it = iter(copies)
-        out[name] = median_seconds(lambda: mixer(next(it), labels), device, repeats)
-    return out
+        # timm mixes in place: each call gets a fresh copy, made outside the timed region.
+        calls[name] = (images.clone, lambda fresh, mixer=mixer: mixer(fresh, labels))
+    return calls
 
 
 def main(argv=None) -> dict:
@@ -97,7 +113,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per method (median reported)")
+    parser.add_argument("--repeats", type=int, default=15,
+                        help="timed rounds; every method and peer is called once per round (medians reported)")
     parser.add_argument("--model-steps", type=int, default=3, help="timed ResNet-50 steps (0: skip)")
     parser.add_argument("--methods", nargs="*", default=list(msda.METHODS), choices=msda.METHODS)
     parser.add_argument("--num-classes", type=int, default=1000)
@@ -120,11 +137,15 @@ def main(argv=None) -> dict:
     if step:
         print(f"ResNet-50 training step: {step * 1e3:.1f} ms")
 
-    ours = {}
+    none = lambda: None  # noqa: E731
+    calls = {}
     for method in args.methods:
         mixer = msda.Mixer(method, num_classes=args.num_classes, generator=g)
-        ours[method] = median_seconds(lambda: mixer(images, labels, logits=logits), device, args.repeats)
-    peers = peer_timings(images, labels, args.num_classes, args.repeats)
+        calls[method] = (none, lambda _, mixer=mixer: mixer(images, labels, logits=logits))
+    peers_calls = peer_calls(images, labels, args.num_classes)
+    measured = interleaved_medians({**calls, **peers_calls}, device, args.repeats)
+    ours = {name: measured[name] for name in calls}
+    peers = {name: measured[name] for name in peers_calls}
 
     header = f"{'method':<32}{'ms/batch':>10}{'images/s':>12}" + (f"{'% of R50 step':>15}" if step else "")
     print("\n" + header + "\n" + "-" * len(header))

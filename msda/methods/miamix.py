@@ -25,7 +25,6 @@ When the caller pins λ it is taken as the own share λ_{k+1}, and λ_1..λ_k sp
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +32,7 @@ from torch import Tensor
 
 from .._checks import describe
 from .._random import bernoulli, dirichlet, integers, uniform
+from .._rows import replace_rows, take
 from .._warp import affine, random_view, rotation_shear
 from ..registry import (Method, MethodInfo, Mixed, Param, ParamReader, blend, get_method, method_names,
                         register)
@@ -138,27 +138,6 @@ def smooth(masks: Tensor, kernels: Tensor) -> Tensor:
     x = F.conv2d(x, kernels[:, None, None, :], groups=batch)
     x = F.conv2d(x, kernels[:, None, :, None], groups=batch)
     return x.reshape(batch, 1, height, width)
-
-
-def take(tensor: Tensor, rows: Tensor | None) -> Tensor:
-    return tensor if rows is None else tensor[rows]
-
-
-def replace_rows(select: Tensor, compute: Callable[[Tensor | None], Tensor], current: Tensor) -> Tensor:
-    """`current` with the rows marked by `select` [B] replaced by ``compute(rows)``.
-
-    ``compute`` gets the selected row indices, or None meaning all rows. On the CPU only the selected rows
-    are computed: reading the selection costs nothing there. On an accelerator every row is computed and
-    the selection applied with ``where``, so the device never waits for the host.
-    """
-    if select.device.type == "cpu":
-        rows = select.nonzero().flatten()
-        if rows.numel() == 0:
-            return current
-        out = current.clone()
-        out[rows] = compute(rows).to(out.dtype)
-        return out
-    return torch.where(select.view(-1, *[1] * (current.ndim - 1)), compute(None).to(current.dtype), current)
 
 
 class MiAMix(Method):

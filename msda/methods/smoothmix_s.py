@@ -15,7 +15,6 @@ pixel information"). G is the partner's patch; the own image's mask is 1 − G.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .._render import outer, pixel_centers
