@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +17,7 @@ from msda._checks import check_int, check_real
 from msda.data import DATASETS
 from ..cam import CAM_METHODS, cam, evaluation_mode
 from ..checkpoints import load_checkpoint
+from .._cli import expand_paths, model_name
 from ..report import write_report
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
 from .study import STUDY_METRICS, _ring, occlusion_study
@@ -67,12 +67,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     check_real("--box-frac", args.box_frac, low=0.0, high=1.0, low_open=True)
     check_int("--examples", args.examples, low=0)
     check_int("--batch-size", args.batch_size, low=1)
-    paths = _expand(args.checkpoints)
+    paths = expand_paths(args.checkpoints, "--checkpoints")
     device = torch.device(args.device)
     loaded = {}
     for path in paths:
         model, meta = load_checkpoint(path, arch=args.arch, num_classes=args.num_classes, device=device)
-        loaded[_unique_name(path, loaded)] = (model, meta)
+        loaded[model_name(path, loaded)] = (model, meta)
     metas = [meta for _, meta in loaded.values()]
     for key in ("num_classes", "input_size"):
         values = {meta[key] for meta in metas}
@@ -124,21 +124,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for kind, path in files.items():
         print(f"{kind}: {path}")
     return {"table": table, "files": files}
-
-
-def _expand(patterns: Sequence[str]) -> list[Path]:
-    paths: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not matches:
-            raise ValueError(f"--checkpoints pattern {pattern!r} matches no file")
-        paths.extend(Path(match) for match in matches)
-    return paths
-
-
-def _unique_name(path: Path, taken: Mapping[str, object]) -> str:
-    name = path.stem
-    return name if name not in taken else str(path)
 
 
 def _test_images(args, metas: list[dict]) -> tuple[Tensor, Tensor, Tensor | None, list[str]]:

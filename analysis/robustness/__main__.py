@@ -7,11 +7,10 @@ images, the integer counts are summed over the ranks, and rank 0 writes the repo
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..checkpoints import load_checkpoint
 from ..corrupted_data import CifarC, ImageNetC
 from ..corruptions import CORRUPTIONS
 from ..corruptions._params import PROFILES
+from .._cli import expand_paths, model_name
 from ..report import write_report
 from .evaluate import DEFAULT_SEVERITIES, evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curves
 from .figures import error_heatmaps, fgsm_figure, summary_bars
@@ -173,11 +173,11 @@ class _Data:
 
 
 def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
-    paths = _expand(args.checkpoints)
+    paths = expand_paths(args.checkpoints, "--checkpoint")
     loaded = {}
     for path in paths:
         model, meta = load_checkpoint(path, arch=args.arch, num_classes=args.num_classes, device=device)
-        loaded[_unique_name(path, loaded)] = (model, meta)
+        loaded[model_name(path, loaded)] = (model, meta)
     metas = [meta for _, meta in loaded.values()]
     for key in ("num_classes", "input_size"):
         values = {meta[key] for meta in metas}
@@ -365,21 +365,6 @@ def _check_n(n: int | None, available: int, data: str) -> int:
 def _check_size(data: str, image_size: int, input_size: int) -> None:
     if image_size != input_size:
         raise ValueError(f"--data {data} has {image_size}-px images but the checkpoints take {input_size}-px inputs")
-
-
-def _expand(patterns: Sequence[str]) -> list[Path]:
-    paths: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not matches:
-            raise ValueError(f"--checkpoint pattern {pattern!r} matches no file")
-        paths.extend(Path(match) for match in matches)
-    return paths
-
-
-def _unique_name(path: Path, taken: Mapping[str, object]) -> str:
-    name = path.stem
-    return name if name not in taken else str(path)
 
 
 if __name__ == "__main__":
