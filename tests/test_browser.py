@@ -1,6 +1,7 @@
-"""The Mask Explorer in a real browser: `streamlit run app/Home.py` driven by Debian's Chromium through
-Playwright's Python package. Upload two images, move the λ slider, check every method card and that no
-exception box appears, and save a screenshot.
+"""The app in a real browser: `streamlit run app/Home.py` driven by Debian's Chromium through Playwright's
+Python package. On the Mask Explorer: upload two images, move the λ slider, check every method card and that
+no exception box appears, and save a screenshot. Then, in the same browser session and with a folder of tiny
+checkpoints, each analysis page once (a tiny robustness run included): no exception box, one screenshot each.
 
 Needs /usr/bin/chromium (``apt-get install -y chromium``) and ``pip install playwright`` — never
 ``playwright install``: the test uses the system browser. It fails, rather than skips, when either is missing,
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import test_app_checkpoint_files as checkpoints
 import test_app_files as files
 
 import msda
@@ -28,6 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
 SCREENSHOT_COPY = Path("/tmp/msda_app_screenshot.png")
+PAGE_SCREENSHOT = "/tmp/msda_page_{name}.png"
 START_TIMEOUT_S = 120
 RENDER_TIMEOUT_MS = 120_000
 
@@ -42,10 +45,12 @@ def free_port() -> int:
 def app_url(tmp_path):
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w")
+    checkpoints.write_folder(tmp_path / "checkpoints")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/Home.py", "--server.headless", "true",
          "--server.port", str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ, OMP_NUM_THREADS="1", MSDA_CHECKPOINTS=str(tmp_path / "checkpoints")))
     url = f"http://localhost:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -69,9 +74,9 @@ def app_url(tmp_path):
         log.close()
 
 
-def wait_until_idle(page) -> None:
+def wait_until_idle(page, selector: str = ".st-key-card-miamix") -> None:
     """Wait until the script has finished (Streamlit's running indicator is gone) and the page has settled."""
-    page.wait_for_selector(".st-key-card-miamix", timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_selector(selector, timeout=RENDER_TIMEOUT_MS)
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=RENDER_TIMEOUT_MS)
     page.wait_for_timeout(500)
 
@@ -126,5 +131,34 @@ def test_upload_pair_move_lambda_and_see_every_method(app_url, tmp_path):
             screenshot = tmp_path / "mask_explorer.png"
             page.screenshot(path=str(screenshot))
             shutil.copyfile(screenshot, SCREENSHOT_COPY)
+            page.set_viewport_size({"width": 1600, "height": 1000})
+            visit_analysis_pages(page, tmp_path)
         finally:
             browser.close()
+
+
+def visit_analysis_pages(page, tmp_path: Path) -> None:
+    """Each analysis page once through the sidebar's navigation (the same browser session): it renders its
+    content, shows no exception box and no error, and gets a screenshot."""
+    for link, ready, name, height in (("CAM and Occlusion", ".st-key-model-2", "cam", 2100),
+                                      ("Robustness", ".st-key-rob-start", "robustness", 1900),
+                                      ("HardMix", ".st-key-hm-mix_grid", "hardmix", 1300)):
+        started = time.perf_counter()
+        page.get_by_role("link", name=link).click()
+        wait_until_idle(page, ready)
+        if name == "robustness":  # a tiny run: 8 images per cell, then wait for its results
+            images = page.locator(".st-key-rob-n input")
+            images.fill("8")
+            images.press("Enter")
+            wait_until_idle(page, ready)
+            page.locator(".st-key-rob-start button").click()
+            wait_until_idle(page, ".st-key-rob-download_json")
+        print(f"{link}: drawn in the browser in {time.perf_counter() - started:.1f} s")
+        assert page.locator("[data-testid=stException]").count() == 0, link
+        assert page.locator("[data-testid=stAlertContentError]").count() == 0, link
+        page.set_viewport_size({"width": 1600, "height": height})
+        page.wait_for_timeout(1500)
+        screenshot = tmp_path / f"{name}.png"
+        page.screenshot(path=str(screenshot))
+        shutil.copyfile(screenshot, PAGE_SCREENSHOT.format(name=name))
+        page.set_viewport_size({"width": 1600, "height": 1000})

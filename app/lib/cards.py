@@ -136,7 +136,7 @@ def render_card(name: str, pair: Pair, settings: Settings) -> MixView | None:
         if info.needs_logits:
             st.caption(f"{info.title} needs a model's predictions. Here they are made up: the “model” predicts "
                        "A's class for both images, so B counts as misclassified and is the only source of "
-                       f"patches. {info.title} with a trained checkpoint comes with the analysis pages.")
+                       f"patches. {info.title} with a trained checkpoint's predictions: the {info.title} page.")
         if info.mixes_labels and view.partner == 0:
             st.caption("A was mixed with another view of itself (self-mixing), so its label is not mixed.")
         unused = unused_controls(info, params)

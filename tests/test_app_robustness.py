@@ -1,0 +1,225 @@
+"""The Robustness page through AppTest: it runs with no checkpoints and with a folder of them, runs a tiny
+evaluation in the background to completion (the counts of one analysis.evaluate_corruptions call over the
+grid), cancels, reloads the page's own results and those of ``python -m analysis.robustness``, and turns bad
+files into messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import test_app_checkpoint_files as checkpoints
+from streamlit.testing.v1 import AppTest
+
+from analysis import load_checkpoint
+from analysis.robustness import evaluate_corruptions
+from analysis.robustness.__main__ import main as robustness_cli
+from app.lib.checkpoints import ENV_VAR
+from app.lib.robustness_runs import report_csv, report_json
+from msda.data import load_dataset
+
+PAGE = Path(__file__).resolve().parents[1] / "app" / "pages" / "2_Robustness.py"
+TIMEOUT = 120
+TINY = {"rob:corruptions:noise": ["gaussian_noise"], "rob:corruptions:digital": ["contrast"]}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("checkpoints")
+    checkpoints.write_folder(folder)
+    return folder
+
+
+def open_page(monkeypatch, folder: Path) -> AppTest:
+    monkeypatch.setenv(ENV_VAR, str(folder))
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def page(monkeypatch, folder) -> AppTest:
+    return open_page(monkeypatch, folder)
+
+
+def choose_tiny_run(at: AppTest, *, n: int = 8, severities=(2,)) -> AppTest:
+    at.button(key="rob:preset:none").click().run()
+    for key, names in TINY.items():
+        at.multiselect(key=key).set_value(names)
+    at.multiselect(key="rob:severities").set_value(list(severities))
+    at.number_input(key="rob:n").set_value(n)
+    return at.run()
+
+
+def run_to_completion(at: AppTest, timeout: float = 60) -> AppTest:
+    at.button(key="rob:start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = at.session_state["rob:run"]
+    assert run.wait(timeout), f"the run did not finish in {timeout} s: {run.status} {run.message}"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def text(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+
+
+def has_key(at: AppTest, key: str) -> bool:
+    try:
+        return bool(at.get_by_key(key))
+    except KeyError:
+        return False
+
+
+@pytest.mark.parametrize("state", ["empty", "missing"])
+def test_no_checkpoints_is_a_note_and_run_says_what_is_missing(monkeypatch, tmp_path, state):
+    folder = tmp_path / "checkpoints"
+    if state == "empty":
+        folder.mkdir()
+    at = open_page(monkeypatch, folder)
+    assert any(str(folder) in i.value for i in at.info)
+    at.button(key="rob:start").click().run()
+    assert not at.exception
+    assert any("The run was not started: choose at least one checkpoint" in e.value for e in at.error)
+
+
+def test_a_tiny_run_completes_and_shows_the_summary(page, folder):
+    choose_tiny_run(page)
+    run_to_completion(page)
+    run = page.session_state["rob:run"]
+    assert run.status == "done", (run.status, run.error)
+    assert any("Run finished" in s.value for s in page.success)
+    summary = page.dataframe[0].value
+    assert list(summary["model"]) == list(checkpoints.METHODS)
+    assert {"clean_error", "corrupted_accuracy"} <= set(summary.columns)
+    assert "2 corruptions × severities 2, 8 images per cell, 8 clean" in text(page)
+    for key in ("rob:heatmaps", "rob:bars", "rob:download_json", "rob:download_csv"):
+        assert has_key(page, key), key
+
+    # Cell by cell, the page counts what one call over the whole grid counts.
+    models = {method: load_checkpoint(folder / f"{method}.safetensors")[0] for method in checkpoints.METHODS}
+    images, labels = load_dataset("shapes", "test", n=8, size=32, seed=0).as_tensors()
+    whole = evaluate_corruptions(models, images, labels, corruptions=["gaussian_noise", "contrast"], severities=[2],
+                                 generator_seed=0)
+    shown = run.shown.results
+    assert shown.corruptions == whole.corruptions and shown.severities == whole.severities
+    assert shown.correct.tolist() == whole.correct.tolist() and shown.total.tolist() == whole.total.tolist()
+    assert shown.clean_correct.tolist() == whole.clean_correct.tolist() and int(shown.clean_total) == 8
+
+
+def test_the_page_reloads_its_own_json_and_csv(page):
+    choose_tiny_run(page)
+    page.toggle(key="rob:fgsm").set_value(True)
+    run_to_completion(page)
+    report = page.session_state["rob:run"].shown.report
+    expected = page.dataframe[0].value
+    assert has_key(page, "rob:fgsm_chart")
+    for name, data in (("robustness.json", report_json(report)), ("robustness.csv", report_csv(report))):
+        page.file_uploader(key="rob:reload").set_value((name, data, "application/octet-stream")).run()
+        assert not page.exception and not page.error
+        assert f"From the file {name}" in text(page)
+        reloaded = page.dataframe[0].value
+        np.testing.assert_allclose(reloaded["corrupted_accuracy"], expected["corrupted_accuracy"])
+        assert has_key(page, "rob:fgsm_chart")
+
+
+def test_a_json_written_by_the_command_line_reloads(page, folder, tmp_path):
+    out = tmp_path / "report"
+    robustness_cli(["--checkpoint", str(folder / "cutmix.safetensors"), str(folder / "none.safetensors"),
+                    "--data", "shapes-c", "--n", "8", "--corruptions", "fog", "pixelate", "--severities", "1", "3",
+                    "--fgsm-eps", "none", "--device", "cpu", "--no-progress", "--out", str(out)])
+    data = (out / "robustness.json").read_bytes()
+    page.file_uploader(key="rob:reload").set_value(("robustness.json", data, "application/json")).run()
+    assert not page.exception and not page.error
+    summary = page.dataframe[0].value
+    written = json.loads(data)["summary"]
+    assert list(summary["model"]) == ["cutmix", "none"]
+    np.testing.assert_allclose(summary["corrupted_accuracy"], [row["corrupted_accuracy"] for row in written])
+    assert list(summary["method"]) == ["cutmix", "none"]
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("notes.json", b"not json at all", "notes.json could not be read as JSON"),
+    ("other.json", b'{"summary": []}', "other.json: it has no list of rows"),
+    ("holes.json", json.dumps({"rows": [{"model": "a", "kind": "corruption", "corruption": "fog", "severity": 1,
+                                          "correct": 1, "total": 2},
+                                         {"model": "b", "kind": "corruption", "corruption": "snow", "severity": 1,
+                                          "correct": 1, "total": 2}]}).encode(),
+     "holes.json has no row for a, snow, severity 1"),
+    ("odd.json", json.dumps({"rows": [{"model": "a", "kind": "corruption", "corruption": "rain", "severity": 1,
+                                        "correct": 1, "total": 2}]}).encode(), "names corruption 'rain'"),
+], ids=["not-json", "no-rows", "incomplete-grid", "unknown-corruption"])
+def test_a_bad_results_file_is_a_message(page, name, data, message):
+    page.file_uploader(key="rob:reload").set_value((name, data, "application/json")).run()
+    assert not page.exception
+    assert any(message in e.value for e in page.error), [e.value for e in page.error]
+
+
+def test_a_run_can_be_cancelled(page):
+    page.button(key="rob:preset:all 19").click().run()
+    page.multiselect(key="rob:severities").set_value([1, 2, 3, 4, 5])
+    page.number_input(key="rob:n").set_value(8).run()
+    page.button(key="rob:start").click().run()
+    page.button(key="rob:cancel").click().run()
+    run = page.session_state["rob:run"]
+    assert run.wait(60)
+    page.run()
+    assert run.status == "cancelled" and run.done < run.total
+    assert any("cancelled" in w.value for w in page.warning)
+    assert not page.exception
+
+
+def test_a_stored_cifar10c_folder(page, tmp_path):
+    """A folder in the CIFAR-10-C layout (any multiple of 5 rows): the run reads it; a missing folder is a
+    message naming it."""
+    root = tmp_path / "CIFAR-10-C"
+    root.mkdir()
+    generator = np.random.default_rng(0)
+    np.save(root / "fog.npy", generator.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8))
+    np.save(root / "labels.npy", generator.integers(0, 10, 20))
+    page.radio(key="rob:source").set_value("cifar-c").run()
+    page.text_input(key="rob:root").set_value(str(tmp_path / "nowhere")).run()
+    page.button(key="rob:start").click().run()
+    assert any("nowhere" in e.value and "does not exist" in e.value for e in page.error)
+    page.text_input(key="rob:root").set_value(str(root))
+    page.button(key="rob:preset:none").click().run()
+    page.multiselect(key="rob:corruptions:weather").set_value(["fog", "snow"])
+    page.multiselect(key="rob:severities").set_value([1, 2]).run()
+    run_to_completion(page)
+    run = page.session_state["rob:run"]
+    assert run.status == "done", run.error
+    assert run.shown.results.corruptions == ("fog",) and run.shown.results.total.tolist() == [[4, 4]]
+    assert "Not in" in text(page) and "snow" in text(page)
+
+
+def test_a_stored_imagenet_c_folder(monkeypatch, tmp_path):
+    """ImageNet-C's layout (<corruption>/<severity>/<wnid>/*.JPEG) with a model whose classes are the wnids: the
+    run reads it, and the summary says why mCE is not defined for a partial grid."""
+    from PIL import Image
+
+    wnids = ("n01440764", "n01443537")
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    checkpoints.safetensors_bytes(checkpoints.random_state(num_classes=2),
+                                  checkpoints.meta("none", classes=wnids, input_size=64), folder, "tiny.safetensors")
+    root = tmp_path / "ImageNet-C"
+    for index, wnid in enumerate(wnids):
+        (root / "fog" / "1" / wnid).mkdir(parents=True)
+        for copy in range(2):
+            Image.new("RGB", (64, 64), (40 * index, 80, 120 + copy)).save(root / "fog" / "1" / wnid / f"{copy}.JPEG")
+    at = open_page(monkeypatch, folder)
+    at.radio(key="rob:source").set_value("imagenet-c").run()
+    at.text_input(key="rob:root").set_value(str(root))
+    at.button(key="rob:preset:none").click().run()
+    at.multiselect(key="rob:corruptions:weather").set_value(["fog"])
+    at.multiselect(key="rob:severities").set_value([1]).run()
+    run_to_completion(at)
+    run = at.session_state["rob:run"]
+    assert run.status == "done", run.error
+    assert run.shown.alexnet and run.shown.results.total.tolist() == [[4]]
+    assert "mCE needs the 15 benchmark corruptions at all 5 severities" in text(at)
+    assert "No clean ImageNet folder given" in text(at)
