@@ -34,7 +34,7 @@ def error_heatmaps(results: RobustnessResults):
                                         colorbar=dict(title="error")),
                          height=max(300, 22 * len(results.corruptions) + 120) * rows, margin=dict(t=60, b=40))
     figure.update_yaxes(autorange="reversed")
-    figure.update_xaxes(title_text="severity")
+    figure.update_xaxes(title_text="severity", type="category")  # severities are levels, not a number line
     return figure
 
 

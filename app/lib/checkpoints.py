@@ -27,6 +27,8 @@ from typing import Any
 
 import streamlit as st
 
+from msda.training.manifest import sha256
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "MSDA_CHECKPOINTS"
 SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -145,14 +147,6 @@ def list_shipped(folder: Path) -> tuple[list[ShippedFile], str | None]:
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @st.cache_resource(max_entries=16, show_spinner="Loading a checkpoint…")
 def _load_shipped(path: str, mtime_ns: int, size: int, expected_sha256: str | None) -> LoadedModel | LoadFailure:
     from analysis import load_checkpoint
@@ -163,7 +157,7 @@ def _load_shipped(path: str, mtime_ns: int, size: int, expected_sha256: str | No
     except ValueError as error:
         return LoadFailure(name, f"Checkpoint {Path(path).name} was not loaded: {error}")
     warning = None
-    if expected_sha256 and _sha256(Path(path)) != str(expected_sha256).lower():
+    if expected_sha256 and sha256(Path(path)) != str(expected_sha256).lower():
         warning = (f"{Path(path).name} differs from the file manifest.json describes (its SHA-256 does not "
                    "match): it was changed or replaced after the manifest was written.")
     return LoadedModel(key=f"{path}:{mtime_ns}:{size}", name=name, source=f"checkpoints/{Path(path).name}",

@@ -50,7 +50,7 @@ def _axis_names(index: int) -> tuple[str, str]:
     return f"x{suffix}", f"y{suffix}"
 
 
-def _grid_layout(rows: int, columns: int, titles: list[str], *, gap: float, title_size: int) -> dict:
+def grid_layout(rows: int, columns: int, titles: list[str], *, gap: float, title_size: int) -> dict:
     """Layout of a grid of image panels with square pixels and a title above each panel (row-major)."""
     layout: dict = {"annotations": []}
     width, height = (1 - gap * (columns - 1)) / columns, (1 - gap * 2 * (rows - 1)) / rows
@@ -83,7 +83,7 @@ def _mask(mask: np.ndarray, index: int, **extra) -> dict:
 
 def card_spec(mixed_uri: str, mask: np.ndarray, height: int = 250) -> dict:
     """The mixed image (a data URI) and its mask side by side, the mask's colour bar under it."""
-    layout = _grid_layout(1, 2, ["mixed image", "mask"], gap=0.04, title_size=15)
+    layout = grid_layout(1, 2, ["mixed image", "mask"], gap=0.04, title_size=15)
     mask_domain = layout["xaxis2"]["domain"]
     # 80 % of the panel: the end labels, centred on the bar's ends, stay inside the figure
     colour_bar = dict(COLOUR_BAR_UNDER, x=sum(mask_domain) / 2, len=0.8 * (mask_domain[1] - mask_domain[0]))
@@ -101,7 +101,7 @@ def stages_spec(raw: list[np.ndarray], augmented: list[np.ndarray], titles_raw: 
     for index, (before, after) in enumerate(zip(raw, augmented)):
         traces += [_mask(before, index, coloraxis="coloraxis"), _mask(after, columns + index, coloraxis="coloraxis")]
     traces += [_mask(merged, columns - 1, coloraxis="coloraxis"), _image(mixed_uri, 2 * columns - 1)]
-    layout = _grid_layout(2, columns, titles_raw + [merged_title] + titles_augmented + ["mixed image"], gap=0.03,
+    layout = grid_layout(2, columns, titles_raw + [merged_title] + titles_augmented + ["mixed image"], gap=0.03,
                           title_size=14)
     layout.update(height=height, margin={"l": 0, "r": 0, "t": 26, "b": 0}, font=FONT, plot_bgcolor="white",
                   coloraxis={"colorscale": MASK_SCALE, "cmin": 0, "cmax": 100, "colorbar": COLOUR_BAR})

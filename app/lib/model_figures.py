@@ -15,7 +15,7 @@ import base64
 import numpy as np
 from plotly.colors import sequential
 
-from .figures import CURVE_COLOURS, FONT, MARK_COLOUR, _grid_layout
+from .figures import CURVE_COLOURS, FONT, MARK_COLOUR, grid_layout
 from .images import to_png
 
 CAM_SCALE = [[index / (len(sequential.Inferno) - 1), colour] for index, colour in enumerate(sequential.Inferno)]
@@ -63,7 +63,7 @@ def overlay_spec(panels: list[tuple[np.ndarray, np.ndarray, str, tuple | None]],
         panels: (image uint8 [S, S, 3], CAM float [S, S] in [0, 1], title, occluder box (x0, y0, x1, y1) in
             pixels or None) per panel.
     """
-    layout = _grid_layout(1, len(panels), [title for _, _, title, _ in panels], gap=0.04, title_size=15)
+    layout = grid_layout(1, len(panels), [title for _, _, title, _ in panels], gap=0.04, title_size=15)
     traces, shapes = [], []
     for index, (pixels, cam, _, box) in enumerate(panels):
         x_name, y_name = _axes(index)
@@ -82,7 +82,7 @@ def overlay_spec(panels: list[tuple[np.ndarray, np.ndarray, str, tuple | None]],
 
 def images_spec(panels: list[tuple[np.ndarray, str, tuple | None]], *, height: int = 260) -> dict:
     """Images side by side (colour), with an optional dashed box outline each."""
-    layout = _grid_layout(1, len(panels), [title for _, title, _ in panels], gap=0.04, title_size=15)
+    layout = grid_layout(1, len(panels), [title for _, title, _ in panels], gap=0.04, title_size=15)
     traces, shapes = [], []
     for index, (pixels, _, box) in enumerate(panels):
         x_name, y_name = _axes(index)
@@ -121,7 +121,7 @@ def topk_spec(clean: list[tuple[str, float]], occluded: list[tuple[str, float]],
 def sensitivity_spec(panels: list[tuple[np.ndarray, np.ndarray, str]], limit: float, *, height: int = 300) -> dict:
     """Occlusion-sensitivity maps side by side on one symmetric diverging scale [−limit, limit]."""
     limit = max(float(limit), 1e-3)
-    layout = _grid_layout(1, len(panels), [title for _, _, title in panels], gap=0.04, title_size=15)
+    layout = grid_layout(1, len(panels), [title for _, _, title in panels], gap=0.04, title_size=15)
     traces = []
     for index, (pixels, heat, _) in enumerate(panels):
         x_name, y_name = _axes(index)

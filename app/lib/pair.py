@@ -68,8 +68,11 @@ class Pair:
         return stacked.permute(0, 3, 1, 2).float() / 255.0
 
 
+# Cached loaders, shared by every page that shows an image.
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def _decode_upload(data: bytes, name: str) -> tuple[DecodedImage | None, str | None]:
+def cached_decode_upload(data: bytes, name: str) -> tuple[DecodedImage | None, str | None]:
     try:
         return decode_image(data, name), None
     except ImageLoadError as error:
@@ -77,17 +80,17 @@ def _decode_upload(data: bytes, name: str) -> tuple[DecodedImage | None, str | N
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _photo(name: str) -> DecodedImage:
+def cached_photo(name: str) -> DecodedImage:
     return examples.load_photo(name)
 
 
 @st.cache_data(max_entries=64, show_spinner="Rendering a shapes sample…")
-def _shapes_sample(index: int, size: int) -> np.ndarray:
+def cached_shapes_sample(index: int, size: int) -> np.ndarray:
     return examples.render_shapes_sample(index, size)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _fit(pixels: np.ndarray, size: int) -> np.ndarray:
+def cached_fit(pixels: np.ndarray, size: int) -> np.ndarray:
     return fit_square(pixels, size)
 
 
@@ -105,17 +108,17 @@ def example_menu() -> tuple[list[examples.Example], str | None]:
 def _example_image(slot: str, example: examples.Example, size: int) -> PairImage:
     kind, _, name = example.key.partition(":")
     if kind == "shapes":
-        pixels = _shapes_sample(int(name), size)
+        pixels = cached_shapes_sample(int(name), size)
         history = f"rendered at {size} × {size}"
     else:
-        decoded = _photo(name)
-        pixels = _fit(decoded.pixels, size)
+        decoded = cached_photo(name)
+        pixels = cached_fit(decoded.pixels, size)
         history = describe_fit(decoded.original_size, size)
     return PairImage(slot, pixels, example.label, example.class_name, history)
 
 
 def _upload_image(slot: str, upload, size: int, fallback: PairImage) -> PairImage:
-    decoded, error = _decode_upload(upload.getvalue(), upload.name)
+    decoded, error = cached_decode_upload(upload.getvalue(), upload.name)
     if decoded is None:
         return PairImage(slot, fallback.pixels, fallback.source, fallback.class_name, fallback.history,
                          error=f"Image {slot}: {error} Showing {fallback.source} instead.")
@@ -126,7 +129,7 @@ def _upload_image(slot: str, upload, size: int, fallback: PairImage) -> PairImag
         warning = (f"Image {slot} ({upload.name}) is only {decoded.original_size[0]} × {decoded.original_size[1]} "
                    f"pixels; enlarged to {size} × {size} it shows as blocks or a flat colour.")
     stem = upload.name.rsplit(".", 1)[0] or upload.name
-    return PairImage(slot, _fit(decoded.pixels, size), f"upload: {upload.name}", stem, history, warning=warning)
+    return PairImage(slot, cached_fit(decoded.pixels, size), f"upload: {upload.name}", stem, history, warning=warning)
 
 
 def choose_image(slot: str, default_index: int, size: int) -> PairImage:

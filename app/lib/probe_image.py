@@ -15,7 +15,7 @@ import streamlit as st
 
 from . import examples
 from .images import ALLOWED_FORMATS, DecodedImage, describe_fit, fit_square
-from .pair import TINY_SIDE, UPLOAD_TYPES, _decode_upload, _fit, _photo, _shapes_sample, example_menu
+from .pair import TINY_SIDE, UPLOAD_TYPES, cached_decode_upload, cached_fit, cached_photo, cached_shapes_sample, example_menu
 
 SHAPES_MIN_SIZE = 16
 """The shapes dataset renders at 16 px and more; smaller inputs get the 16-px sample resized."""
@@ -56,9 +56,9 @@ class ProbeImage:
     def pixels(self, size: int) -> np.ndarray:
         """uint8 [size, size, 3]: the image as a model of input size `size` sees it."""
         if self.shapes_index is not None:
-            rendered = _shapes_sample(self.shapes_index, max(size, SHAPES_MIN_SIZE))
+            rendered = cached_shapes_sample(self.shapes_index, max(size, SHAPES_MIN_SIZE))
             return rendered if size >= SHAPES_MIN_SIZE else fit_square(rendered, size)
-        return _fit(self.decoded.pixels, size)
+        return cached_fit(self.decoded.pixels, size)
 
     def history(self, size: int) -> str:
         if self.shapes_index is not None:
@@ -70,7 +70,7 @@ def _from_example(example: examples.Example) -> ProbeImage:
     kind, _, name = example.key.partition(":")
     if kind == "shapes":
         return ProbeImage(example.key, example.label, example.class_name, shapes_index=int(name))
-    return ProbeImage(example.key, example.label, None, decoded=_photo(name))
+    return ProbeImage(example.key, example.label, None, decoded=cached_photo(name))
 
 
 def choose_probe_image(prefix: str) -> ProbeImage:
@@ -89,7 +89,7 @@ def choose_probe_image(prefix: str) -> ProbeImage:
     if upload is None:
         return image
     data = upload.getvalue()
-    decoded, error = _decode_upload(data, upload.name)
+    decoded, error = cached_decode_upload(data, upload.name)
     if decoded is None:
         return ProbeImage(image.key, image.source, image.true_class, image.shapes_index, image.decoded,
                           error=f"{error} Showing {image.source} instead.")

@@ -173,7 +173,6 @@ def results_section(shown: Shown) -> None:
     st.caption(" ".join(notes))
 
     heatmaps = error_heatmaps(results)
-    heatmaps.update_xaxes(type="category")  # severities are levels, not a number line
     if len(results.corruptions) * len(results.severities) <= MAX_LABELLED_CELLS:
         heatmaps.update_traces(texttemplate="%{z:.0%}", textfont={"size": 14})
     heatmaps.update_layout(template=TEMPLATE, font=FONT,
