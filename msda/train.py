@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
     p.add_argument("--out", required=True, type=Path, help="checkpoint path (.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
+    p.add_argument("--init", type=Path, help="start from the weights of this msda.train checkpoint (same "
+                                             "architecture, classes and input size), e.g. for the shapes-finetune "
+                                             "recipe")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     return p
 
@@ -111,6 +114,7 @@ def settings_from_args(args: argparse.Namespace, argv: list[str]) -> Settings:
         compile=args.compile, seed=args.seed, workers=args.workers, resume=args.resume,
         eval_every=args.eval_every, progress=not args.no_progress,
         command=shlex.join(["python", "-m", "msda.train", *argv]),
+        init=None if args.init is None else str(args.init),
     )
 
 
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = train(settings)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except ValueError as error:  # settings that only the data, a saved state or --init can refute
+        parser.error(str(error))
     if settings.progress and world()[0] == 0:
         print(f"test accuracy {result['test_acc']:.4f} on {result['test_images']} images → {result['out']}")
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,6 +42,36 @@ def test_training_writes_checkpoint_metadata_and_metrics(tmp_path):
     rows = [json.loads(line) for line in out.with_name("model.metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["test_acc"] <= 1 for r in rows)
     assert out.with_name("model.metrics.csv").read_text().startswith("epoch,lr,train_loss")
+
+
+def test_init_starts_from_the_given_weights_and_records_them(tmp_path):
+    _, base = run(tmp_path, "--method", "none", "--epochs", "1", name="base")
+    # lr 0 and no weight decay: the weights cannot move, so the new checkpoint holds exactly the initial ones.
+    _, out = run(tmp_path, "--method", "cutmix", "--epochs", "1", "--lr", "0", "--weight-decay", "0",
+                 "--init", str(base), name="tuned")
+    before, after = load_file(base), load_file(out)
+    conv = [name for name in before if name.endswith("conv1.weight")]
+    assert conv and all(torch.equal(before[name], after[name]) for name in conv)
+    meta = read_checkpoint_meta(out)
+    assert meta["init"]["file"] == "base.safetensors" and meta["init"]["method"] == "none"
+    assert meta["init"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
+    # A different seed without --init starts elsewhere.
+    _, fresh = run(tmp_path, "--method", "cutmix", "--epochs", "1", "--lr", "0", "--weight-decay", "0",
+                   "--seed", "1", name="fresh")
+    assert not all(torch.equal(before[name], load_file(fresh)[name]) for name in conv)
+
+
+@pytest.mark.parametrize("init,message", [("missing.safetensors", "existing .safetensors"),
+                                          ("other-size", "input_size 32 (this run: 16)")])
+def test_init_that_does_not_fit_is_refused(tmp_path, capsys, init, message):
+    if init == "other-size":
+        out = tmp_path / "big.safetensors"
+        train_cli.main([a if a != "16" else "32" for a in TINY] + ["--epochs", "1", "--method", "none",
+                                                                   "--out", str(out)])
+        init = str(out)
+    with pytest.raises(SystemExit):
+        run(tmp_path, "--method", "mixup", "--epochs", "1", "--init", init)
+    assert message in capsys.readouterr().err
 
 
 def test_no_stray_temporary_files(tmp_path):
@@ -84,7 +115,7 @@ def timeless_rows(path: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in ("images_per_s", "epoch_s")} for row in rows]
 
 
-def test_resume_refuses_different_settings(tmp_path, monkeypatch):
+def test_resume_refuses_different_settings(tmp_path, monkeypatch, capsys):
     def stop(self, *a, **k):
         signal.raise_signal(signal.SIGINT)
 
@@ -92,13 +123,16 @@ def test_resume_refuses_different_settings(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         run(tmp_path, "--method", "mixup", "--epochs", "2")
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=r"the saved run differs in method: 'mixup' → 'cutmix'"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
         run(tmp_path, "--method", "cutmix", "--epochs", "2", "--resume")
+    assert "the saved run differs in method: 'mixup' → 'cutmix'" in capsys.readouterr().err
 
 
-def test_resume_without_state_says_so(tmp_path):
-    with pytest.raises(ValueError, match="no resume state at .*nothing to resume"):
+def test_resume_without_state_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         run(tmp_path, "--method", "mixup", "--epochs", "1", "--resume")
+    assert re.search("no resume state at .*nothing to resume", capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("args,message", [

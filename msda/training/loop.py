@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -21,6 +23,7 @@ from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -30,13 +33,13 @@ from msda.models import Normalized, build_model
 
 from . import distributed
 from .augment import pad_crop_flip, random_resized_crop_flip
-from .checkpoint import load_state, save_checkpoint, save_state
+from .checkpoint import load_state, read_checkpoint_meta, save_checkpoint, save_state
 from .metrics import MetricsLog
 from .recipes import Recipe, learning_rate
 
 # Settings that must match for --resume to continue a run (the rest, e.g. the device or the output, may change).
 _RESUME_KEYS = ("data", "root", "train_size", "test_size", "size", "data_seed", "arch", "method", "alpha", "prob",
-                "label_smoothing", "method_params", "hardness", "recipe", "seed", "augment")
+                "label_smoothing", "method_params", "hardness", "recipe", "seed", "augment", "init")
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Settings:
     eval_every: int = 1
     progress: bool = True
     command: str = ""
+    init: str | None = None  # start from this checkpoint's weights (same architecture and classes)
 
     def fingerprint(self) -> dict:
         values = dataclasses.asdict(self)
@@ -160,6 +164,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             net = build_model(settings.arch, self.info["num_classes"])
+        self.init_meta = None
+        if settings.init is not None:
+            self.init_meta = load_initial_weights(net, settings.init, arch=settings.arch, info=self.info)
         self.net = net
         model = Normalized(net, self.info["mean"], self.info["std"]).to(self.device)
         if settings.channels_last:
@@ -412,7 +419,31 @@ class Trainer:
             "test_accuracy": final_eval["test_acc"], "test_images": final_eval["test_images"],
             "command": settings.command, "msda_version": msda.__version__, "torch_version": torch.__version__,
         }
+        if self.init_meta is not None:
+            meta["init"] = self.init_meta
         save_checkpoint(settings.out, self.net.state_dict(), meta)
+
+
+def load_initial_weights(net: nn.Module, path: str | os.PathLike, *, arch: str, info: dict) -> dict:
+    """Load the weights of an msda.train checkpoint into `net` (the run's architecture, classes and input
+    size must match); returns what the new checkpoint records about its starting point."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise ValueError(f"--init must be an existing .safetensors checkpoint written by msda.train, got {str(path)!r}")
+    meta = read_checkpoint_meta(path)
+    if meta is None:
+        raise ValueError(f"--init {str(path)!r} has no msda metadata: only checkpoints written by msda.train can "
+                         f"start a run")
+    expected = {"arch": arch, "num_classes": info["num_classes"], "input_size": info["input_size"],
+                "dataset": info["dataset"]}
+    differs = {key: (meta.get(key), value) for key, value in expected.items() if meta.get(key) != value}
+    if differs:
+        details = ", ".join(f"{key} {theirs!r} (this run: {ours!r})" for key, (theirs, ours) in differs.items())
+        raise ValueError(f"--init {str(path)!r} does not fit this run: {details}")
+    net.load_state_dict(load_file(str(path)), strict=True)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"file": path.name, "sha256": digest, "method": meta.get("method"), "epochs": meta.get("epochs"),
+            "test_accuracy": meta.get("test_accuracy"), "command": meta.get("command")}
 
 
 class _GracefulStop(KeyboardInterrupt):

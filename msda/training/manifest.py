@@ -39,7 +39,7 @@ def entry(path: Path) -> dict:
         "dataset": meta["dataset"], "input_size": meta["input_size"], "recipe": meta["recipe"]["name"],
         "epochs": meta["epochs"], "seed": meta["seed"], "test_accuracy": meta["test_accuracy"],
         "test_images": meta["test_images"], "train_images": meta.get("train_images"),
-        "command": meta["command"],
+        "command": meta["command"], **({"init": meta["init"]} if "init" in meta else {}),
     }
 
 

@@ -53,6 +53,13 @@ RECIPES: dict[str, Recipe] = {
                               "every model sat at chance for its first 5–10 epochs)",
         epochs=12, batch_size=32, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True, schedule="cosine",
         warmup_epochs=1.0, prob=0.5, augment="none"),
+    "shapes-finetune": Recipe(
+        name="shapes-finetune", source="this project: the shipped checkpoints — every method, and none, continues "
+                                       "for 5 epochs from the same `shapes`-recipe model without mixing (--init), "
+                                       "every sample mixed; from scratch, mixed models sit at chance for most of a "
+                                       "short CPU run",
+        epochs=5, batch_size=32, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True, schedule="cosine",
+        warmup_epochs=0.0, prob=1.0, augment="none"),
 }
 
 
