@@ -203,7 +203,7 @@ class MaskMethod(Method):
         lam = self.draw_lam(lam, alpha, batch, generator)
         height, width = batch.images.shape[-2:]
         mask = self.render_mask(lam, height, width, generator=generator, params=params)
-        return Mixed(images=blend(batch.images, batch.images[partner], mask), mask=mask, lam_requested=lam)
+        return Mixed(images=blend_into(batch.images[partner], batch.images, mask), mask=mask, lam_requested=lam)
 
 
 def mask_generator(info: MethodInfo):
@@ -248,6 +248,13 @@ def random_partners(n: int, *, generator: torch.Generator | None, device: torch.
 def blend(images: Tensor, partner_images: Tensor, mask: Tensor) -> Tensor:
     """``mask·images + (1 − mask)·partner_images`` in the images' dtype (one fused pass)."""
     return torch.lerp(partner_images, images, mask.to(images.dtype))
+
+
+def blend_into(partner_images: Tensor, images: Tensor, mask: Tensor) -> Tensor:
+    """:func:`blend`, written into `partner_images` — a tensor the caller owns and no longer needs, such as a
+    fresh ``images[partner]`` gather. Saves allocating (and, on a CPU, first touching) a batch-sized output:
+    about a third of the time of a CutMix call at 128 × 224²."""
+    return partner_images.lerp_(images, mask.to(images.dtype))
 
 
 _METHODS: dict[str, Method] = {}

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .._fourier import low_pass
-from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, blend, mask_generator, register
+from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, blend_into, mask_generator, register
 from .fmix import FOURIER_PARAMS, fourier_mask
 
 INFO = MethodInfo(
@@ -70,7 +70,7 @@ class LMix(MaskMethod):
         read = ParamReader(self.info, params, batch=batch.size, device=batch.device, generator=generator,
                            checked=True)
         mask = fourier_mask(lam, height, width, read)
-        mixed = blend(batch.images, batch.images[partner], mask)
+        mixed = blend_into(batch.images[partner], batch.images, mask)
         images = high_boost(mixed, read.tensor("decay"), read.tensor("sharpen"))
         return Mixed(images=images, mask=mask, lam_requested=lam)
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, blend, get_method, register
+from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, blend_into, get_method, register
 
 INFO = MethodInfo(
     name="saliencymix",
@@ -79,7 +79,7 @@ class SaliencyMix(MaskMethod):
         center_x, center_y = saliency_peak(partner_images, int(read.value("saliency_size")))
         mask = get_method("cutmix").render_mask(lam, height, width, generator=generator,
                                                 params={"center_x": center_x, "center_y": center_y})
-        return Mixed(images=blend(batch.images, partner_images, mask), mask=mask, lam_requested=lam,
+        return Mixed(images=blend_into(partner_images, batch.images, mask), mask=mask, lam_requested=lam,
                      details={"peak": torch.stack([center_x, center_y], 1)})
 
 
