@@ -1,11 +1,12 @@
 """Training throughput per mixing method against no mixing, on the same device in one run.
 
     python -m msda.bench_train [--device cuda] [--arch resnet20] [--data shapes] [--size 32] [--batch 128]
-                               [--steps 30] [--methods ...] [--json out.json]
+                               [--steps 10] [--rounds 5] [--methods ...] [--json out.json]
 
 Each method runs the real training step of ``msda.train`` (augmentation, mixing, forward, backward, SGD
 update; bf16 autocast and channels_last on CUDA) on in-memory data for ``--steps`` timed steps after a
-warmup; the ratio to ``none`` is the method's overhead. HardMix is timed with both ``--hardness forward``
+warmup, every sample mixed; all methods are timed round after round, interleaved, and the median round
+counts. The ratio to ``none`` is the method's overhead. HardMix is timed with both ``--hardness forward``
 (an extra no-grad forward per step, as in hardmix.md Alg. 1) and ``memory`` (no extra forward).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,27 +27,31 @@ from msda.training.loop import Settings, Trainer
 from msda.training.recipes import RECIPES
 
 
-def steps_per_second(settings: Settings, steps: int, warmup: int) -> float:
-    trainer = Trainer(settings)
-    recipe = settings.recipe
-    order = torch.randperm(trainer.train_split.size, generator=torch.Generator().manual_seed(0))
-    batches = list(trainer.train_split.batches(order, trainer.batch_size, device=trainer.device, workers=0,
-                                               drop_last=True))
-    if not batches:
-        raise ValueError(f"--train-size must hold at least one batch of {recipe.batch_size}")
+class _Run:
+    """One method's trainer and its batches, stepped a few steps at a time."""
 
-    def run(count):
-        for i in range(count):
-            trainer.train_step(*batches[i % len(batches)], lr=recipe.lr)
+    def __init__(self, settings: Settings):
+        self.trainer = Trainer(settings)
+        order = torch.randperm(self.trainer.train_split.size, generator=torch.Generator().manual_seed(0))
+        self.batches = list(self.trainer.train_split.batches(order, self.trainer.batch_size,
+                                                             device=self.trainer.device, workers=0,
+                                                             drop_last=True))
+        if not self.batches:
+            raise ValueError(f"--train-size must hold at least one batch of {settings.recipe.batch_size}")
+        self.lr = settings.recipe.lr
+        self.done = 0
 
-    run(warmup)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
-    start = time.perf_counter()
-    run(steps)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
-    return steps / (time.perf_counter() - start)
+    def seconds(self, count: int) -> float:
+        device = self.trainer.device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(count):
+            self.trainer.train_step(*self.batches[self.done % len(self.batches)], lr=self.lr)
+            self.done += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
 
 
 def main(argv=None) -> dict:
@@ -57,7 +63,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--train-size", type=int, default=2048)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per method and round")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds; every method runs --steps steps per round, round after round, so that "
+                             "changing machine load falls on all alike (medians reported)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--methods", nargs="*", default=list(msda.METHODS), choices=msda.METHODS)
     parser.add_argument("--json")
@@ -65,7 +74,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     recipe = RECIPES["shapes"]
-    recipe = type(recipe)(**{**recipe.to_dict(), "batch_size": args.batch})
+    recipe = type(recipe)(**{**recipe.to_dict(), "batch_size": args.batch, "prob": 1.0})  # every sample mixed
 
     runs = [("none", "none", {})]
     for method in args.methods:
@@ -79,14 +88,22 @@ def main(argv=None) -> dict:
           + (f" ({torch.cuda.get_device_name(device)})" if cuda else f" ({os.cpu_count()} cores)"))
     rates = {}
     with tempfile.TemporaryDirectory() as folder:
+        trainers = {}
         for label, method, extra in runs:
             settings = Settings(data=args.data, root=args.root, arch=args.arch, method=method, recipe=recipe,
                                 out=Path(folder) / "bench.safetensors", train_size=args.train_size,
                                 test_size=args.batch, size=args.size, device=args.device, amp=cuda,
                                 channels_last=cuda, progress=False, **extra)
-            rates[label] = steps_per_second(settings, args.steps, args.warmup) * args.batch
-            overhead = 100 * (rates["none"] / rates[label] - 1)
-            print(f"{label:<22}{rates[label]:>10.0f} images/s   overhead vs none {overhead:+6.1f}%", flush=True)
+            trainers[label] = _Run(settings)
+            trainers[label].seconds(args.warmup)
+        times = {label: [] for label in trainers}
+        for _ in range(args.rounds):
+            for label, run in trainers.items():
+                times[label].append(run.seconds(args.steps))
+    for label, seconds in times.items():
+        rates[label] = args.steps * args.batch / statistics.median(seconds)
+        overhead = 100 * (rates["none"] / rates[label] - 1)
+        print(f"{label:<22}{rates[label]:>10.0f} images/s   overhead vs none {overhead:+6.1f}%", flush=True)
     result = {"device": str(device), "arch": args.arch, "data": args.data, "size": args.size, "batch": args.batch,
               "images_per_s": rates}
     if args.json:
