@@ -16,6 +16,7 @@ leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -86,3 +87,12 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"no resume state at {path}: nothing to resume (start without --resume)") from None
     except Exception as error:  # weights_only refuses anything but plain data
         raise ValueError(f"{path} is not a resume state this program wrote ({error})") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import os
 import signal
@@ -33,7 +32,7 @@ from msda.models import Normalized, build_model
 
 from . import distributed
 from .augment import pad_crop_flip, random_resized_crop_flip
-from .checkpoint import load_state, read_checkpoint_meta, save_checkpoint, save_state
+from .checkpoint import file_sha256, load_state, read_checkpoint_meta, save_checkpoint, save_state
 from .metrics import MetricsLog
 from .recipes import Recipe, learning_rate
 
@@ -441,9 +440,8 @@ def load_initial_weights(net: nn.Module, path: str | os.PathLike, *, arch: str, 
         details = ", ".join(f"{key} {theirs!r} (this run: {ours!r})" for key, (theirs, ours) in differs.items())
         raise ValueError(f"--init {str(path)!r} does not fit this run: {details}")
     net.load_state_dict(load_file(str(path)), strict=True)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"file": path.name, "sha256": digest, "method": meta.get("method"), "epochs": meta.get("epochs"),
-            "test_accuracy": meta.get("test_accuracy"), "command": meta.get("command")}
+    return {"file": path.name, "sha256": file_sha256(path),
+            **{key: meta.get(key) for key in ("method", "epochs", "test_accuracy", "command")}}
 
 
 class _GracefulStop(KeyboardInterrupt):

@@ -12,21 +12,12 @@ commands that made those reports.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from .checkpoint import atomic_write, read_checkpoint_meta
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from .checkpoint import atomic_write, file_sha256, read_checkpoint_meta
 
 
 def entry(path: Path) -> dict:
@@ -34,7 +25,7 @@ def entry(path: Path) -> dict:
     if meta is None:
         raise ValueError(f"{path} has no msda metadata: only checkpoints written by msda.train go in a manifest")
     return {
-        "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size,
+        "file": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size,
         "method": meta["method"], "method_params": meta.get("method_params", {}), "arch": meta["arch"],
         "dataset": meta["dataset"], "input_size": meta["input_size"], "recipe": meta["recipe"]["name"],
         "epochs": meta["epochs"], "seed": meta["seed"], "test_accuracy": meta["test_accuracy"],
