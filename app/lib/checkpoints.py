@@ -27,7 +27,7 @@ from typing import Any
 
 import streamlit as st
 
-from msda.training.manifest import sha256
+from msda.training.checkpoint import file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "MSDA_CHECKPOINTS"
@@ -157,7 +157,7 @@ def _load_shipped(path: str, mtime_ns: int, size: int, expected_sha256: str | No
     except ValueError as error:
         return LoadFailure(name, f"Checkpoint {Path(path).name} was not loaded: {error}")
     warning = None
-    if expected_sha256 and sha256(Path(path)) != str(expected_sha256).lower():
+    if expected_sha256 and file_sha256(path) != str(expected_sha256).lower():
         warning = (f"{Path(path).name} differs from the file manifest.json describes (its SHA-256 does not "
                    "match): it was changed or replaced after the manifest was written.")
     return LoadedModel(key=f"{path}:{mtime_ns}:{size}", name=name, source=f"checkpoints/{Path(path).name}",
