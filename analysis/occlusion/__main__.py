@@ -16,8 +16,7 @@ from torch import Tensor
 from msda._checks import check_int, check_real
 from msda.data import DATASETS
 from ..cam import CAM_METHODS, cam, evaluation_mode
-from ..checkpoints import load_checkpoint
-from .._cli import expand_paths, model_name
+from .._cli import load_models
 from ..report import write_report
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
 from .study import STUDY_METRICS, _ring, occlusion_study
@@ -67,18 +66,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     check_real("--box-frac", args.box_frac, low=0.0, high=1.0, low_open=True)
     check_int("--examples", args.examples, low=0)
     check_int("--batch-size", args.batch_size, low=1)
-    paths = expand_paths(args.checkpoints, "--checkpoints")
     device = torch.device(args.device)
-    loaded = {}
-    for path in paths:
-        model, meta = load_checkpoint(path, arch=args.arch, num_classes=args.num_classes, device=device)
-        loaded[model_name(path, loaded)] = (model, meta)
+    loaded = load_models(args.checkpoints, "--checkpoints", arch=args.arch, num_classes=args.num_classes,
+                         device=device)
     metas = [meta for _, meta in loaded.values()]
-    for key in ("num_classes", "input_size"):
-        values = {meta[key] for meta in metas}
-        if len(values) > 1:
-            raise ValueError(f"the checkpoints disagree on {key} ({sorted(values)}); compare models trained on the "
-                             "same data")
     images, labels, masks, classes = _test_images(args, metas)
     if len(classes) != metas[0]["num_classes"]:
         raise ValueError(f"the checkpoints have {metas[0]['num_classes']} classes, {args.data} has {len(classes)}")
@@ -99,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     command = "python -m analysis.occlusion " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
-    settings["checkpoints"] = [str(path) for path in paths]
+    settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     summary = {"command": command, "settings": settings, "metrics": STUDY_METRICS,
                "checkpoints": {name: {key: meta.get(key) for key in ("path", "arch", "method", "dataset", "epochs",
                                                                      "test_accuracy", "layout")}

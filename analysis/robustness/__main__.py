@@ -21,11 +21,10 @@ from torch.utils.data import Dataset, Subset
 from msda.data import DATASETS
 from msda.training import distributed
 
-from ..checkpoints import load_checkpoint
 from ..corrupted_data import CifarC, ImageNetC
 from ..corruptions import CORRUPTIONS
 from ..corruptions._params import PROFILES
-from .._cli import expand_paths, model_name
+from .._cli import load_models
 from ..report import write_report
 from .evaluate import DEFAULT_SEVERITIES, evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curves
 from .figures import error_heatmaps, fgsm_figure, summary_bars
@@ -173,17 +172,9 @@ class _Data:
 
 
 def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
-    paths = expand_paths(args.checkpoints, "--checkpoint")
-    loaded = {}
-    for path in paths:
-        model, meta = load_checkpoint(path, arch=args.arch, num_classes=args.num_classes, device=device)
-        loaded[model_name(path, loaded)] = (model, meta)
+    loaded = load_models(args.checkpoints, "--checkpoint", arch=args.arch, num_classes=args.num_classes,
+                         device=device)
     metas = [meta for _, meta in loaded.values()]
-    for key in ("num_classes", "input_size"):
-        values = {meta[key] for meta in metas}
-        if len(values) > 1:
-            raise ValueError(f"the checkpoints disagree on {key} ({sorted(values)}); compare models trained on the "
-                             "same data")
     data = _load_data(args, metas[0], metas)
     if data.num_classes != metas[0]["num_classes"]:
         raise ValueError(f"the checkpoints have {metas[0]['num_classes']} classes, --data {args.data} has "
