@@ -192,9 +192,10 @@ def evaluate_corruptions(models: Mapping[str, nn.Module], images: Tensor | Datas
 
     counts = _empty_counts(len(models), len(corruptions), len(severities), device)
     correct, total, clean_correct, clean_total = counts
-    generators = {key: torch.Generator(device=device) for key in _cells(corruptions, severities)}
+    cells = _cells(corruptions, severities)
+    generator = torch.Generator(device=device)  # reseeded for every block and cell
     batches = _batch_count(images, batch_size, shard)
-    steps = None if batches is None else batches * (int(clean) + len(generators))
+    steps = None if batches is None else batches * (int(clean) + len(cells))
     bar = tqdm(total=steps, unit="batch", desc="corruptions", disable=not progress)
     try:
         with _eval_modes(models.values()), torch.no_grad():
@@ -203,7 +204,7 @@ def evaluate_corruptions(models: Mapping[str, nn.Module], images: Tensor | Datas
                     clean_correct += _count_correct(models, batch, targets)
                     clean_total += targets.numel()
                     bar.update(1)
-                for ((ci, name), (si, severity)), generator in generators.items():
+                for (ci, name), (si, severity) in cells:
                     generator.manual_seed(corruption_seed(generator_seed, name, severity, block))
                     corrupted = corrupt(batch, name, severity, profile=profile, generator=generator,
                                         frost_dir=frost_dir)
