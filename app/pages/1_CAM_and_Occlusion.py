@@ -183,17 +183,17 @@ def sensitivity_section(models: list[LoadedModel], image: ProbeImage, target: st
         if isinstance(view, str):
             st.error(view)
             continue
-        views.append(view)
+        views.append((loaded, view))
         panels.append((image.pixels(loaded.size), view.heat, f"{loaded.name} · p({view.class_name})"))
     if not panels:
         return
-    limit = max(float(abs(view.heat).max()) for view in views)
+    limit = max(float(abs(view.heat).max()) for _, view in views)
     for start in range(0, len(panels), COLUMNS + 1):
         part = panels[start:start + COLUMNS + 1]
         spec = model_figures.sensitivity_spec(part, limit, height=300)
         st.plotly_chart(figures.figure(spec), config=figures.CHART_CONFIG, theme=None, key=f"cam:sensitivity:{start}")
     sizes = ", ".join(f"{loaded.name}: {view.window} px window, {view.stride} px stride"
-                      for loaded, view in zip(models, views))
+                      for loaded, view in views)
     st.caption(f"{sizes}. The class is each model's clean prediction"
                + (" (the true class where known)." if target == "true" else "."))
 
