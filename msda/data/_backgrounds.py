@@ -211,8 +211,8 @@ _RENDERERS = {"noise": _noise, "gradient": _gradient, "stripes": _stripes, "chec
               "photo": _photo, "texture": _texture}
 
 
-def render_backgrounds(rng: CounterRandom, xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor]:
-    """Backgrounds for the batch of `rng`: (images float32 [B, 3, S, S] in [0, 1], kind int64 [B]).
+def render_backgrounds(rng: CounterRandom, xs: Tensor, ys: Tensor) -> Tensor:
+    """Backgrounds for the batch of `rng`: images float32 [B, 3, S, S] in [0, 1].
 
     xs, ys: pixel-centre coordinates [S] in (−1, 1), x to the right, y downwards.
     """
@@ -224,7 +224,7 @@ def render_backgrounds(rng: CounterRandom, xs: Tensor, ys: Tensor) -> tuple[Tens
         chosen = (kind == index).nonzero().squeeze(1)
         if chosen.numel():
             out[chosen] = _RENDERERS[name](_subset(rng, chosen), xs, ys)
-    return out, kind
+    return out
 
 
 def _subset(rng: CounterRandom, chosen: Tensor) -> CounterRandom:

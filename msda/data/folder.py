@@ -20,7 +20,6 @@ flips are the training pipeline's job (on the GPU, on whole batches). ``train=Tr
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,9 +100,6 @@ class ImageFolder(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         path, label = self.samples[check_index(index, len(self))]
         return to_float(self.load(path)), label
-
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Tensor, int]]:
-        return [self[i] for i in indices]
 
     def load(self, path) -> Tensor:
         """One image file → uint8 [3, size, size] (RGB, resized and centre-cropped)."""

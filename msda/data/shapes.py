@@ -73,7 +73,7 @@ def render_shapes(indices: Tensor, *, seed: int, split: str, size: int,
     xs = ys = pixel_centres(size, device)
     half_size = size * 0.5  # normalised units → pixels
 
-    images, _ = render_backgrounds(rng, xs, ys)
+    images = render_backgrounds(rng, xs, ys)
     labels = rng.integers("label", len(CLASSES))
 
     # The object: a class SDF in rotated, scaled local coordinates.
