@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 import msda
+from msda.bench import synchronize
 from msda.training.loop import Settings, Trainer
 from msda.training.recipes import RECIPES
 
@@ -42,15 +43,12 @@ class _Run:
         self.done = 0
 
     def seconds(self, count: int) -> float:
-        device = self.trainer.device
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(self.trainer.device)
         start = time.perf_counter()
         for _ in range(count):
             self.trainer.train_step(*self.batches[self.done % len(self.batches)], lr=self.lr)
             self.done += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(self.trainer.device)
         return time.perf_counter() - start
 
 
