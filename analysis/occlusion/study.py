@@ -154,7 +154,7 @@ def _study_chunk(model, images, labels, boxes, objects, kinds, totals, *, cam_me
     clean_cam = cam(model, images, method=cam_method, targets=labels if cam_target == "label" else clean_pred)
     add("clean_correct", (clean_pred == labels))
     if objects is not None:
-        add("localisation", _energy_ratio(clean_cam, objects))
+        add("localisation", energy_ratio(clean_cam, objects))
         add("pointing", _pointing_hit(clean_cam, objects, tolerance))
 
     repeat = lambda t: t.repeat_interleave(n_boxes, 0)  # noqa: E731  (image i → copies i·n … i·n + n − 1)
@@ -171,11 +171,11 @@ def _study_chunk(model, images, labels, boxes, objects, kinds, totals, *, cam_me
         add(f"{kind}/correct", pred == copy_labels)
         add(f"{kind}/prob_drop", repeat(clean_true_p) - probs.gather(1, copy_labels[:, None])[:, 0])
         add(f"{kind}/flip", pred != repeat(clean_pred))
-        add(f"{kind}/latching", _energy_ratio(occluded_cam, region))
-        add(f"{kind}/latching_clean", _energy_ratio(copy_clean_cam, region))
+        add(f"{kind}/latching", energy_ratio(occluded_cam, region))
+        add(f"{kind}/latching_clean", energy_ratio(copy_clean_cam, region))
         add(f"{kind}/area", region.float().mean((1, 2)))
         if objects is not None:
-            add(f"{kind}/localisation", _energy_ratio(occluded_cam, repeat(objects)))
+            add(f"{kind}/localisation", energy_ratio(occluded_cam, repeat(objects)))
             add(f"{kind}/pointing", _pointing_hit(occluded_cam, repeat(objects), tolerance))
 
 
@@ -184,7 +184,7 @@ def _ring(kind: str, border: float | None) -> float | None:
     return border if kind in ("solid", "frame") else None
 
 
-def _energy_ratio(maps: Tensor, region: Tensor) -> Tensor:
+def energy_ratio(maps: Tensor, region: Tensor) -> Tensor:
     """[B]: (share of the map's energy inside `region`) / (region's share of the area); NaN when undefined."""
     region = region.to(maps.dtype)
     total = maps.sum((1, 2))

@@ -1,8 +1,8 @@
 """What the CAM & Occlusion page shows of one model: predictions, CAMs and the latching numbers, before and
 after an occluder is drawn — all computed by :mod:`analysis`, cached per (model, image, settings).
 
-The numbers are those of the occlusion study (:func:`analysis.occlusion_study`, run here on one image with
-the box pinned): the share of the CAM's energy inside the occluder's region (the pixels the occluder
+The numbers are those of the occlusion study (:func:`analysis.occlusion_study`'s ``energy_ratio``, applied
+to the two CAMs shown): the share of the CAM's energy inside the occluder's region (the pixels the occluder
 changes, :func:`analysis.occluder_region`), and that share divided by the region's share of the image — the
 *latching* score (1 = indifferent to the occluder, > 1 = drawn to it), for the occluded image's CAM and, as
 the baseline, for the clean image's CAM over the same region. The CAM maps shown are :func:`analysis.cam`'s.
@@ -130,7 +130,8 @@ def model_view(loaded: LoadedModel, pixels: np.ndarray, occluder: OccluderBox, *
 
     Raises ValueError (from :mod:`analysis`) when the model cannot be explained (no known CAM layer, …).
     """
-    from analysis import cam, occlude, occlusion_study
+    from analysis import cam, occlude, occluder_region
+    from analysis.occlusion.study import energy_ratio
 
     size = loaded.size
     image = as_batch(pixels)
@@ -154,14 +155,13 @@ def model_view(loaded: LoadedModel, pixels: np.ndarray, occluder: OccluderBox, *
         else:
             explained = torch.tensor([true_index, true_index])
         maps = cam(loaded.model, both, method=method, targets=explained)
-        # The study's labels only feed its accuracy columns, which this page does not show; with cam_target
-        # "label" they are the class both CAMs explain.
-        study = occlusion_study({loaded.name: loaded.model}, image, explained[:1], kinds=(occluder.kind,),
-                                boxes=box[None], cam_method=method,
-                                cam_target="predicted" if target == "predicted" else "label").iloc[0]
+    # The occlusion study's latching numbers, from the CAMs above: the clean map over the occluder's region is
+    # the baseline, the occluded map over it the latching score.
+    region = occluder_region(box, size, size, kind=occluder.kind)[:, 0]
+    latching_clean, latching = (float(v) for v in energy_ratio(maps, region.expand(2, -1, -1)))
     top = probs.topk(min(k, len(classes)), dim=1)
     tops = [[(classes[int(i)], float(p)) for p, i in zip(top.values[row], top.indices[row])] for row in range(2)]
-    area = float(study["occluder_area"])
+    area = float(region.float().mean())
     if method == "eigencam":
         note = "Eigen-CAM is class-agnostic: it shows the layer's main activation pattern, whatever the class."
     return ModelView(
@@ -170,8 +170,8 @@ def model_view(loaded: LoadedModel, pixels: np.ndarray, occluder: OccluderBox, *
         predicted_clean=(classes[int(predicted[0])], float(probs[0, predicted[0]])),
         predicted_occluded=(classes[int(predicted[1])], float(probs[1, predicted[1]])),
         explained_clean=classes[int(explained[0])], explained_occluded=classes[int(explained[1])],
-        share_clean=float(study["latching_clean"]) * area, share_occluded=float(study["latching"]) * area,
-        area=area, latching_clean=float(study["latching_clean"]), latching=float(study["latching"]), note=note)
+        share_clean=latching_clean * area, share_occluded=latching * area,
+        area=area, latching_clean=latching_clean, latching=latching, note=note)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
