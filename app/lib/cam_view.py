@@ -174,13 +174,17 @@ def model_view(loaded: LoadedModel, pixels: np.ndarray, occluder: OccluderBox, *
         area=area, latching_clean=latching_clean, latching=latching, note=note)
 
 
+TOP_K = 5  # the most classes the page lists per image
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
 def cached_model_view(model_key: str, image_key: str, occluder: OccluderBox, method: str, target: str,
-                      true_index: int | None, k: int, _loaded: LoadedModel, _pixels: np.ndarray
-                      ) -> ModelView | str:
-    """:func:`model_view`, cached; a refusal from :mod:`analysis` comes back as its message."""
+                      true_index: int | None, _loaded: LoadedModel, _pixels: np.ndarray) -> ModelView | str:
+    """:func:`model_view` with the top :data:`TOP_K` classes (the page shows the first k of them), cached; a
+    refusal from :mod:`analysis` comes back as its message."""
     try:
-        return model_view(_loaded, _pixels, occluder, method=method, target=target, true_index=true_index, k=k)
+        return model_view(_loaded, _pixels, occluder, method=method, target=target, true_index=true_index,
+                          k=TOP_K)
     except ValueError as error:
         return f"{_loaded.name}: {error}"
 

@@ -21,6 +21,7 @@ from app.lib import figures, model_figures  # noqa: E402
 from app.lib.cam_view import (  # noqa: E402
     OCCLUDERS,
     TARGETS,
+    TOP_K,
     ModelView,
     OccluderBox,
     as_batch,
@@ -86,7 +87,7 @@ def sidebar() -> tuple[list[LoadedModel], list, str | None, ProbeImage, str, str
         method = st.selectbox("CAM method", list(CAM_METHODS), format_func=lambda name: CAM_NAMES.get(name, name),
                               key="cam:method")
         target = st.radio("The CAMs explain", list(TARGETS), format_func=TARGETS.get, key="cam:target")
-        k = st.slider("top-k classes", 1, 5, 3, key="cam:k")
+        k = st.slider("top-k classes", 1, TOP_K, 3, key="cam:k")
         st.header("Occluder")
         occluder = occluder_controls()
     return models, failures, folder_note, image, method, target, k, occluder
@@ -141,7 +142,7 @@ def model_card(index: int, loaded: LoadedModel, view: ModelView | str, k: int) -
         st.markdown(f"CAM of {explained} on the occluder: **{percent(view.share_clean)}** before → "
                     f"**{percent(view.share_occluded)}** after (the occluder covers {view.area:.0%} of the "
                     f"image) · latching {ratio(view.latching_clean)} → **{ratio(view.latching)}**")
-        st.plotly_chart(figures.figure(model_figures.topk_spec(view.top_clean, view.top_occluded,
+        st.plotly_chart(figures.figure(model_figures.topk_spec(view.top_clean[:k], view.top_occluded[:k],
                                                                height=70 + 60 * k)),
                         config=figures.CHART_CONFIG, theme=None, key=f"cam:topk:{index}")
         if view.note:
@@ -155,7 +156,7 @@ def model_grid(models: list[LoadedModel], image: ProbeImage, occluder: OccluderB
                                                       models[start:start + COLUMNS])):
             pixels = image.pixels(loaded.size)
             view = cached_model_view(loaded.key, image.key, occluder, method, target,
-                                     true_class_index(loaded, image.true_class), k, loaded, pixels)
+                                     true_class_index(loaded, image.true_class), loaded, pixels)
             with column:
                 model_card(start + offset, loaded, view, k)
 
