@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -26,6 +27,17 @@ from msda.data import DATASETS
 from msda.training.distributed import world
 from msda.training.loop import Settings, train
 from msda.training.recipes import RECIPES
+
+MAX_LR = 10.0
+"""Largest accepted --lr: SGD on these networks diverges far below it (the papers use 0.1–0.25); anything
+larger is a typo (1e30), not an experiment, and turns every weight into NaN within a step."""
+
+MAX_WEIGHT_DECAY = 1.0
+"""Largest accepted --weight-decay: at 1 the decay alone halves a weight every few steps at lr 0.1; the
+papers use 1e-4–5e-4."""
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+"""The devices the training loop runs on (autocast, channels-last and the generators are tested on these)."""
 
 
 def parse_param(text: str) -> tuple[str, object]:
@@ -94,9 +106,14 @@ def settings_from_args(args: argparse.Namespace, argv: list[str]) -> Settings:
                  ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "augment")
                  if getattr(args, field) is not None}
     recipe = dataclasses.replace(recipe, **overrides)
-    for name, value, low in (("epochs", recipe.epochs, 1), ("batch_size", recipe.batch_size, 1)):
+    for name, value, low in (("epochs", recipe.epochs, 1), ("batch_size", recipe.batch_size, 1),
+                             ("eval_every", args.eval_every, 1), ("workers", args.workers, 0)):
         if value < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    check_optimiser_settings(recipe)
+    if not (math.isfinite(args.label_smoothing) and 0.0 <= args.label_smoothing < 1.0):
+        raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    check_device(args.device)
     method_params = dict(args.param)
     if args.method == "none" and method_params:
         raise ValueError(f"--param {sorted(method_params)} given with --method none, which takes no parameters")
@@ -116,6 +133,42 @@ def settings_from_args(args: argparse.Namespace, argv: list[str]) -> Settings:
         command=shlex.join(["python", "-m", "msda.train", *argv]),
         init=None if args.init is None else str(args.init),
     )
+
+
+def check_optimiser_settings(recipe) -> None:
+    """Refuse learning rates, momenta, weight decays and warmups no run could learn with (NaN, inf, negative,
+    momentum ≥ 1) before any data is loaded."""
+    bounds = {"lr": (recipe.lr, 0.0, MAX_LR, "]"), "momentum": (recipe.momentum, 0.0, 1.0, ")"),
+              "weight_decay": (recipe.weight_decay, 0.0, MAX_WEIGHT_DECAY, "]"),
+              "warmup_epochs": (recipe.warmup_epochs, 0.0, float(recipe.epochs), "]")}
+    for name, (value, low, high, right) in bounds.items():
+        inside = math.isfinite(value) and low <= value and (value <= high if right == "]" else value < high)
+        if not inside:
+            what = " (at most --epochs)" if name == "warmup_epochs" else ""
+            raise ValueError(f"--{name.replace('_', '-')} must be a number in [{low:g}, {high:g}{right}{what}, "
+                             f"got {value}")
+
+
+def check_device(text: str) -> torch.device:
+    """The --device string as a torch.device this machine has, or a ValueError saying what it has."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(f"--device must be one of {', '.join(DEVICE_TYPES)} (optionally with an index, e.g. "
+                         f"cuda:1), got {text!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {text}: this machine has no usable CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {text}: there are {torch.cuda.device_count()} CUDA devices "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {text}: MPS is not available on this machine; use --device cpu")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ValueError(f"--device {text}: there is one CPU device, cpu (or cpu:0)")
+    return device
 
 
 def main(argv: list[str] | None = None) -> dict:

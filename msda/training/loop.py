@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -32,7 +33,8 @@ from msda.models import Normalized, build_model
 
 from . import distributed
 from .augment import pad_crop_flip, random_resized_crop_flip
-from .checkpoint import file_sha256, load_state, read_checkpoint_meta, save_checkpoint, save_state
+from .checkpoint import (file_sha256, load_state, read_checkpoint_meta, remove_stale_temporaries, save_checkpoint,
+                         save_state)
 from .metrics import MetricsLog
 from .recipes import Recipe, learning_rate
 
@@ -150,6 +152,8 @@ class Trainer:
         self.settings = settings
         device = torch.device(settings.device)
         self.rank, self.world, self.device = distributed.setup(device)
+        if self.rank == 0:
+            self._remove_stale_temporaries()
         self.train_split, self.test_split, self.info = load_splits(settings, self.device)
         recipe = settings.recipe
         if recipe.batch_size % self.world:
@@ -209,6 +213,17 @@ class Trainer:
         self.epoch_order_state = self.order_generator.get_state()
 
     # ------------------------------------------------------------------ state
+    def _remove_stale_temporaries(self) -> None:
+        """A run killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the next start of
+        the same output clears them so they do not pile up (a resume state can be gigabytes)."""
+        settings = self.settings
+        metrics = MetricsLog(settings.metrics_stem)
+        removed = [path for target in (settings.out, settings.state_path, metrics.csv_path, metrics.jsonl_path)
+                   for path in remove_stale_temporaries(target)]
+        if removed and settings.progress:
+            print(f"removed {len(removed)} temporary file(s) left by an interrupted write next to {settings.out}",
+                  file=sys.stderr, flush=True)
+
     def _check_labels(self) -> None:
         labels = self.train_split.labels
         if labels is not None:
@@ -229,14 +244,26 @@ class Trainer:
         }
 
     def restore(self, state: dict) -> None:
+        path = self.settings.state_path
+        missing = [key for key in self.state() if key not in state]
+        if missing:
+            raise ValueError(f"--resume: {path} is not a resume state this program wrote (it lacks {missing})")
         expected = self.settings.fingerprint()
         differing = sorted(k for k in expected if state["fingerprint"].get(k) != expected[k])
         if differing:
             details = ", ".join(f"{k}: {state['fingerprint'].get(k)!r} → {expected[k]!r}" for k in differing)
             raise ValueError(f"--resume: the saved run differs in {details}; resume with the same settings")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        epoch, step = state["epoch"], state["step"]
+        if (not isinstance(epoch, int) or not isinstance(step, int) or not 0 <= epoch <= self.settings.recipe.epochs
+                or not 0 <= step <= self.steps_per_epoch):
+            raise ValueError(f"--resume: {path} holds epoch {epoch!r}, step {step!r}, outside this run's "
+                             f"{self.settings.recipe.epochs} epochs of {self.steps_per_epoch} steps")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"--resume: the model or optimiser in {path} does not fit this run ({error})") from None
+        self.epoch, self.step = epoch, step
         self.epoch_order_state = state["order_generator_at_epoch_start"]
         self.augment_generator.set_state(state["augment_generator"].to(self.augment_generator.get_state().device))
         if self.mixer:
@@ -349,18 +376,18 @@ class Trainer:
                            desc=f"epoch {self.epoch + 1}/{recipe.epochs}",
                            disable=not settings.progress or self.rank != 0)
                 for index, images, labels in bar:
-                    progress = self.epoch + self.step / self.steps_per_epoch
-                    lr = learning_rate(recipe.lr, recipe.schedule, progress, recipe.epochs,
-                                       milestones=recipe.milestones, gamma=recipe.gamma,
-                                       warmup_epochs=recipe.warmup_epochs)
-                    self.train_step(index, images, labels, lr)
+                    self.train_step(index, images, labels, self.learning_rate(self.step))
                     self.step += 1
                     if self._stop_requested(interrupt):
                         raise _GracefulStop
                 seconds = time.perf_counter() - started
                 totals = distributed.all_sum(self.running.clone())
+                self._stop_if_not_finite(totals)
                 loss_sum, correct, count = totals.tolist()
-                row = {"epoch": self.epoch + 1, "lr": lr, "train_loss": loss_sum / count,
+                # The epoch's row reports the rate of its last step; from the step itself, not from a variable
+                # of the loop above, which does not run when a state saved after the last step is resumed.
+                row = {"epoch": self.epoch + 1, "lr": self.learning_rate(self.steps_per_epoch - 1),
+                       "train_loss": loss_sum / count,
                        "train_acc": correct / count,
                        "images_per_s": (self.step - start_step) * recipe.batch_size / max(seconds, 1e-9),
                        "epoch_s": seconds}
@@ -378,6 +405,7 @@ class Trainer:
                                             for k, v in row.items()))
                 self.save_state()
         except _GracefulStop:
+            self._stop_if_not_finite(distributed.all_sum(self.running.clone()))
             self.save_state()
             if self.rank == 0:
                 print(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step}: state saved to "
@@ -397,6 +425,25 @@ class Trainer:
             settings.state_path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
         distributed.barrier()
         return {**last_eval, "out": str(settings.out)}
+
+    def learning_rate(self, step: int) -> float:
+        """The rate of step `step` of the current epoch."""
+        recipe = self.settings.recipe
+        return learning_rate(recipe.lr, recipe.schedule, self.epoch + step / self.steps_per_epoch, recipe.epochs,
+                             milestones=recipe.milestones, gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs)
+
+    def _stop_if_not_finite(self, totals: Tensor) -> None:
+        """Refuse to save a state or checkpoint once the loss or a weight is NaN or infinite (one host sync per
+        epoch): the files from the last good epoch stay as they are."""
+        finite = torch.isfinite(totals).all() & torch.stack([torch.isfinite(p).all() for p in
+                                                             self.model.parameters()]).all()
+        if bool(distributed.all_sum(finite.logical_not().float().reshape(1)).item() == 0):
+            return
+        kept = (f"the last saved state (end of epoch {self.epoch}) is kept in {self.settings.state_path}"
+                if self.settings.state_path.exists() else "nothing was saved")
+        raise NonFiniteTraining(f"the training loss or the weights became NaN or infinite in epoch {self.epoch + 1} "
+                                f"(lr {self.settings.recipe.lr:g}); stopped without writing: {kept}. Lower --lr "
+                                f"(or raise --warmup-epochs) and start again")
 
     def _stop_requested(self, interrupt: "_InterruptFlag") -> bool:
         """Whether any rank got Ctrl-C (ranks agree, so none is left waiting in a collective)."""
@@ -429,7 +476,10 @@ def load_initial_weights(net: nn.Module, path: str | os.PathLike, *, arch: str, 
     path = Path(path)
     if path.suffix != ".safetensors" or not path.is_file():
         raise ValueError(f"--init must be an existing .safetensors checkpoint written by msda.train, got {str(path)!r}")
-    meta = read_checkpoint_meta(path)
+    try:
+        meta = read_checkpoint_meta(path)
+    except ValueError as error:
+        raise ValueError(f"--init: {error}") from None
     if meta is None:
         raise ValueError(f"--init {str(path)!r} has no msda metadata: only checkpoints written by msda.train can "
                          f"start a run")
@@ -439,9 +489,21 @@ def load_initial_weights(net: nn.Module, path: str | os.PathLike, *, arch: str, 
     if differs:
         details = ", ".join(f"{key} {theirs!r} (this run: {ours!r})" for key, (theirs, ours) in differs.items())
         raise ValueError(f"--init {str(path)!r} does not fit this run: {details}")
-    net.load_state_dict(load_file(str(path)), strict=True)
+    try:
+        weights = load_file(str(path))
+        net.load_state_dict(weights, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as error:  # damaged data, or names/shapes its metadata denies
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--init {str(path)!r}: its weights do not load into {arch} ({first})") from None
+    bad = [name for name, tensor in weights.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise ValueError(f"--init {str(path)!r}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]})")
     return {"file": path.name, "sha256": file_sha256(path),
             **{key: meta.get(key) for key in ("method", "epochs", "test_accuracy", "command")}}
+
+
+class NonFiniteTraining(ValueError):
+    """The loss or the weights turned NaN or infinite; nothing was overwritten."""
 
 
 class _GracefulStop(KeyboardInterrupt):
