@@ -195,7 +195,7 @@ def test_saliency_peak_finds_the_odd_one_out(device):
     spots = [(10, 50), (40, 12), (32, 32)]  # (x, y)
     for i, (x, y) in enumerate(spots):
         images[i, :, y - 3:y + 3, x - 3:x + 3] = 1.0
-    cx, cy = saliency_peak(images.to(device))
+    cx, cy = saliency_peak(images.to(device), "spectral_residual")  # the fine-grained detector: test_saliency.py
     found = torch.stack([cx * 64, cy * 64], 1).cpu()
     assert (found - torch.tensor(spots, dtype=torch.float)).abs().max() <= 4
 
@@ -205,7 +205,7 @@ def test_saliencymix_box_is_centred_on_the_partners_peak(device):
     images = (0.5 + 0.02 * torch.randn(2, 3, 64, 64, generator=g)).to(device)
     images[0, :, 8:14, 8:14] = 1.0
     images[1, :, 44:50, 40:46] = 1.0
-    out = msda.Mixer("saliencymix", num_classes=2, generator=make_generator(device))(
+    out = msda.Mixer("saliencymix", num_classes=2, saliency="spectral_residual", generator=make_generator(device))(
         images, torch.tensor([0, 1], device=device), lam=0.75)
     assert out.partner.tolist() == [1, 0]
     peaks = out.details["peak"] * 64

@@ -1,0 +1,166 @@
+"""Static saliency detectors, batched in torch: OpenCV's fine-grained and spectral-residual detectors.
+
+Both take images [B, C, H, W] with values in [0, 1] (any float dtype, any device) and return one map per
+image; neither loops over the batch in Python nor needs OpenCV at run time.
+
+* :func:`fine_grained` — Montabone & Soto, "Human detection using a mobile platform and novel features
+  derived from a visual saliency mechanism", Image and Vision Computing 28(3), 2010, as OpenCV-contrib's
+  ``cv2.saliency.StaticSaliencyFineGrained`` computes it (the detector of SaliencyMix's official code).
+  It reproduces OpenCV's 8-bit arithmetic step by step — the fixed-point grey conversion, the two 3 × 3
+  Gaussian blurs, the truncations to bytes and the two normalisations — so the map, its ties and therefore
+  its first maximum are OpenCV's, bit for bit, whenever the integral image stays below 2²⁴ (images up to
+  about 256 × 256; above that OpenCV's float32 integral rounds and ours does not).
+* :func:`spectral_residual` — Hou & Zhang, "Saliency Detection: A Spectral Residual Approach", CVPR 2007,
+  as OpenCV's ``StaticSaliencySpectralResidual`` computes it, on a size × size grey image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+DETECTORS = ("fine_grained", "spectral_residual")
+
+# Half-sides of OpenCV's six centre-surround neighbourhoods (3·4, 3·4·2, 3·4·4, 7·4, 7·4·2, 7·4·4).
+FINE_GRAINED_SCALES = (12, 24, 48, 28, 56, 112)
+
+# cvtColor(BGR2GRAY) on bytes: fixed point with 15 fraction bits (R, G, B weights sum to 2¹⁵).
+_GREY_FIXED_POINT = (9798, 19235, 3735)
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _byte_levels(images: Tensor) -> Tensor:
+    """[B, C, H, W] in [0, 1] → the 8-bit levels round(255·x) as float32 (exact integers)."""
+    return (images.float() * 255).round_().clamp_(0, 255)
+
+
+def _grey_bytes(levels: Tensor) -> Tensor:
+    """[B, H, W] float32 grey levels as OpenCV's 8-bit BGR2GRAY gives them (RGB input; C ≠ 3: channel mean)."""
+    if levels.shape[1] == 3:
+        weights = torch.tensor(_GREY_FIXED_POINT, device=levels.device, dtype=torch.int32)
+        fixed = (levels.to(torch.int32) * weights[None, :, None, None]).sum(1)
+        return ((fixed + (1 << 14)) >> 15).float()
+    if levels.shape[1] == 1:
+        return levels[:, 0]
+    return levels.mean(1).round_()
+
+
+def _blur_bytes(grey: Tensor) -> Tensor:
+    """OpenCV's GaussianBlur(3 × 3, σ = 0) on bytes: kernel [1, 2, 1]²/16, reflect-101 border, rounded half up.
+
+    Done with shifted adds on exact integers (float32 holds them exactly) rather than a convolution, which
+    on CUDA may run in TF32.
+    """
+    padded = F.pad(grey[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
+    rows = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
+    weighted = rows[:, :, :-2] + 2 * rows[:, :, 1:-1] + rows[:, :, 2:]
+    return torch.div(weighted + 8, 16, rounding_mode="floor")
+
+
+def _floor_255_times(fraction: Tensor) -> Tensor:
+    """floor(255·q) for float32 q in [0, 1], exactly as C's (uchar)(255.0 * q) computes it in double.
+
+    255·q rounded to float32 can land on the next integer; 256·q is exact, and 255·q = 256·q − q, so the
+    floor is floor(256·q) less one when the fractional part of 256·q is below q (both comparisons exact).
+    """
+    scaled = fraction * 256
+    whole = scaled.floor()
+    return whole - (scaled - whole < fraction).float()
+
+
+def fine_grained(images: Tensor) -> Tensor:
+    """OpenCV's StaticSaliencyFineGrained map of each image: [B, H, W] float32 in [0, 1] (byte level / 255).
+
+    Args:
+        images: [B, C, H, W] float in [0, 1], RGB when C = 3 (C = 1: the grey image itself; other C: the
+            channel mean). Values are read as the 8-bit image round(255·x), which is what the detector is
+            defined on.
+
+    Returns:
+        [B, H, W] float32: the map OpenCV returns (its byte map / 255), so ``map.flatten(1).argmax(1)`` is the
+        same first maximum as ``np.argmax`` of OpenCV's map. A flat image (no centre-surround contrast) gives
+        an all-zero map.
+    """
+    grey = _blur_bytes(_blur_bytes(_grey_bytes(_byte_levels(images))))
+    batch, height, width = grey.shape
+    device = grey.device
+    # Integral image with a leading zero row and column, in int32 so box sums are exact at any size.
+    integral = F.pad(grey.to(torch.int32).cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32), (1, 0, 1, 0))
+    xs = torch.arange(width, device=device)
+    ys = torch.arange(height, device=device)
+    on_sum = torch.zeros_like(grey)
+    off_sum = torch.zeros_like(grey)
+    for half_side in FINE_GRAINED_SCALES:
+        # OpenCV's box: rows y − n + 1 … y + n and columns x − n + 1 … x + n, clipped to the image; the mean
+        # of the surround excludes the centre pixel.
+        x0, x1 = (xs - half_side + 1).clamp(0, width), (xs + half_side + 1).clamp(0, width)
+        y0, y1 = (ys - half_side + 1).clamp(0, height), (ys + half_side + 1).clamp(0, height)
+        top, bottom = integral.index_select(1, y0), integral.index_select(1, y1)
+        box = (bottom.index_select(2, x1) - bottom.index_select(2, x0)
+               - top.index_select(2, x1) + top.index_select(2, x0)).float()
+        surround = ((y1 - y0)[:, None] * (x1 - x0)[None, :] - 1).clamp_min(1).float()
+        surround_mean = (box - grey) / surround
+        on_sum += (grey - surround_mean).clamp_min(0).floor()
+        off_sum += (surround_mean - grey).clamp_min(0).floor()
+    on_bytes = _normalise_to_bytes(on_sum)
+    off_bytes = _normalise_to_bytes(off_sum)
+    peak = torch.maximum(on_bytes.amax((1, 2)), off_bytes.amax((1, 2))).clamp_min(1)[:, None, None]
+    # 255·(on + off)/max is exact in double and rounds to floor(n / d) for these small integers; it can pass
+    # 255 where on and off are both high, and OpenCV's cast to a byte then keeps the low byte (mod 256).
+    combined = torch.div(255 * (on_bytes + off_bytes), peak, rounding_mode="floor").remainder(256)
+    # OpenCV's convertTo(…, 1/255) multiplies by the float32 reciprocal; dividing would differ in the last bit.
+    return combined * torch.tensor(1 / 255, dtype=torch.float32, device=device)
+
+
+def _normalise_to_bytes(summed: Tensor) -> Tensor:
+    """OpenCV's mixScales step: (uchar)(255·(float)(s / (float)max s)) per image; all zero when max s = 0."""
+    top = summed.amax((1, 2), keepdim=True)
+    return _floor_255_times(summed / top.clamp_min(1))
+
+
+def spectral_residual(images: Tensor, size: int = 64) -> Tensor:
+    """Spectral-residual saliency of each image at size × size: [B, size, size] float32, each map in [0, 1].
+
+    Grey image resized to size × size, residual = log-amplitude − its 3 × 3 mean, back-transform with the
+    original phase, squared magnitude, Gaussian smoothing, min-max normalised.
+
+    Args:
+        images: [B, C, H, W] (C = 3: luma; otherwise the channel mean).
+    """
+    x = images.float()
+    if x.shape[1] == 3:
+        grey = (x * torch.tensor(_LUMA, device=x.device)[None, :, None, None]).sum(1, keepdim=True)
+    else:
+        grey = x.mean(1, keepdim=True)
+    grey = TF.resize(grey, [size, size], antialias=True)[:, 0]
+    spectrum = torch.fft.fft2(grey)
+    log_amplitude = torch.log(spectrum.abs() + 1e-8)
+    mean_filtered = F.avg_pool2d(F.pad(log_amplitude[:, None], (1, 1, 1, 1), mode="reflect"), 3, 1)[:, 0]
+    residual = torch.polar((log_amplitude - mean_filtered).exp(), spectrum.angle())
+    saliency = torch.fft.ifft2(residual).abs() ** 2
+    saliency = TF.gaussian_blur(saliency[:, None], kernel_size=[5, 5], sigma=[8.0, 8.0])[:, 0]
+    low = saliency.amin((1, 2), keepdim=True)
+    high = saliency.amax((1, 2), keepdim=True)
+    return (saliency - low) / (high - low).clamp_min(1e-12)
+
+
+def saliency_map(images: Tensor, detector: str = "fine_grained", *, size: int = 64) -> Tensor:
+    """The map of `detector` (one of :data:`DETECTORS`): [B, H, W] for fine_grained, [B, size, size] else."""
+    if detector == "fine_grained":
+        return fine_grained(images)
+    return spectral_residual(images, size)
+
+
+def peak_fractions(saliency: Tensor) -> tuple[Tensor, Tensor]:
+    """The first maximum (row-major, as ``np.argmax``) of each map [B, h, w] as fractions (x, y): two [B].
+
+    Pixel (col, row) maps to (col / w, row / h): SaliencyMix's official code centres its box on the pixel
+    index itself (rows x − c … x + c − 1), i.e. on the pixel's top-left corner, and CutMix's renderer places
+    a box centred at ``fraction · size`` the same way.
+    """
+    height, width = saliency.shape[-2:]
+    flat = saliency.flatten(1).argmax(1)
+    rows = torch.div(flat, width, rounding_mode="floor")
+    return (flat - rows * width).float() / width, rows.float() / height
