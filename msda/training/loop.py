@@ -202,6 +202,10 @@ class Trainer:
                                     check_values=False,  # labels are checked once below, not every step
                                     **settings.method_params)
         self.needs_logits = self.mixer is not None and msda.methods_info()[settings.method].needs_logits
+        # MiAMix self-mixing pairs a sample with "two distinct random data augmentations" of itself
+        # (miamix.md §3.2): a second, independent pass of the training augmentation over the un-augmented
+        # batch. Without augmentation (--augment none) MiAMix makes its own random view instead.
+        self.second_view = settings.method == "miamix" and settings.augment != "none"
         # HardMix --hardness memory: each sample's prediction and loss from its previous visit.
         self.memory_pred = torch.full((self.train_split.size,), -1, dtype=torch.long, device=self.device)
         self.memory_loss = torch.zeros(self.train_split.size, device=self.device)
@@ -293,12 +297,15 @@ class Trainer:
     def train_step(self, index: Tensor, images: Tensor, labels: Tensor, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        images = self._augment(images)
+        raw, images = images, self._augment(images)
+        images_b = self._augment(raw) if self.second_view else None  # drawn after the first view: resumable
         if self.settings.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+            if images_b is not None:
+                images_b = images_b.contiguous(memory_format=torch.channels_last)
         if self.mixer is not None:
             logits = self._memory_or_forward_logits(index, images, labels)
-            out = self.mixer(images, labels, logits=logits)
+            out = self.mixer(images, labels, logits=logits, images_b=images_b)
             inputs, targets = out.images, out.targets
         else:
             inputs = images
