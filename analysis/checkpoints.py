@@ -19,6 +19,7 @@ wrapper — its ``mean``/``std`` buffers are then used as the input normalisatio
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import pickletools
@@ -31,7 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
-from msda._checks import check_int, describe
+from msda._checks import describe
 from msda.data._common import IMAGENET_MEAN, IMAGENET_STD
 from msda.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from msda.models import ARCHS, Normalized, build_model, list_models
@@ -46,6 +47,33 @@ STRIPPED_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
 """Wrapper prefixes removed when every key carries one (and the architecture's own keys do not)."""
 
 _SHOWN_KEYS = 6  # how many missing/unexpected keys an error message lists before abbreviating
+
+# Bounds on what a file may claim, checked before any claim sizes an allocation: a crafted header must cost
+# no more than the file itself.
+MAX_NUM_CLASSES = 100_000
+"""Most classes accepted: ImageNet-21k's 21 841 is the largest label set in common use; 10⁹ classes in a header
+once built 10⁹ default class names (+4 GB) before any check."""
+
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 512
+"""Input sides accepted. The classifiers here are trained at 32 px (ours) to 224–384 px (torchvision's); the
+analysis pages run a forward and a backward pass at this side, which at 2048 px took 99 s and +3.5 GB, and at
+10⁶ px asked for terabytes. Below 8 px the last stage of our ResNets has no spatial extent left for a CAM."""
+
+INPUT_CHANNELS = 3
+"""Every architecture here takes RGB: mean and std need exactly one entry per channel."""
+
+MAX_UNPACKED_BYTES = 1 << 30
+"""Largest total unpacked size of a torch.save archive (1 GiB, about a ViT-L's weights): torch.save stores
+entries uncompressed, so a real checkpoint unpacks to its own size, while a 2 MB file with a deflated pickle
+once inflated to 2 GiB (+4 GB, 7–10 s) before any check."""
+
+MAX_PICKLE_BYTES = 16 << 20
+"""Largest unpacked pickle in a torch.save archive (16 MiB): a state dict's pickle holds only names and
+storage references, ~100 bytes per tensor (resnet152's is 60 kB); tensors live in separate entries."""
+
+MAX_EXPANSION = 4
+"""Largest accepted ratio of unpacked to packed size in a torch.save archive: stored entries (what torch.save
+writes) expand 1×, re-compressed weights rarely shrink 2×; a pickle bomb expands 1000×."""
 
 
 def default_meta(arch: str, num_classes: int) -> dict[str, Any]:
@@ -103,9 +131,12 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_cla
         raise ValueError(f"arch must be one of msda.models.list_models() (ours: {', '.join(ARCHS)}; or a "
                          f"torchvision classifier), got {arch!r}")
     if num_classes is not None:
-        num_classes = check_int("num_classes", num_classes, low=1)
+        num_classes = _count("num_classes", num_classes, 1, MAX_NUM_CLASSES)
+    if input_size is not None:
+        input_size = _count("input_size", input_size, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
 
     file_meta, state, layout = _read_weights(path)
+    file_meta = _check_file_meta(file_meta, path)
     if file_meta.get("arch") is not None and arch is not None and file_meta["arch"] != arch:
         raise ValueError(f"{path} was saved as arch {file_meta['arch']!r}, but arch={arch!r} was given")
     arch = arch if arch is not None else file_meta.get("arch")
@@ -119,24 +150,34 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_cla
     if stripped:
         layout += f", prefix {' + '.join(map(repr, stripped))} removed"
     if file_meta.get("num_classes") is not None:
-        if num_classes is not None and int(file_meta["num_classes"]) != num_classes:
+        if num_classes is not None and file_meta["num_classes"] != num_classes:
             raise ValueError(f"{path} was saved with num_classes={file_meta['num_classes']}, but "
                              f"num_classes={num_classes} was given")
-        num_classes = int(file_meta["num_classes"])
+        num_classes = file_meta["num_classes"]
     if num_classes is None:
         num_classes = _infer_num_classes(arch, state, path)
+    # Every shape is compared on the meta device (no memory) before anything is allocated: a header's
+    # num_classes against the weights' own head, a header's arch against the weights' keys.
+    _check_fits(_expected_keys(arch, num_classes), state, arch, num_classes, path)
+    _check_weight_values(state, path)
 
     meta = {**default_meta(arch, num_classes), **normalisation, **file_meta}
     overrides = {"classes": classes, "mean": mean, "std": std, "input_size": input_size}
     meta.update({key: value for key, value in overrides.items() if value is not None})
     meta.update(arch=arch, num_classes=num_classes, path=str(path), layout=layout)
     meta["classes"] = _check_classes(meta["classes"], num_classes)
-    meta["input_size"] = check_int("input_size", meta["input_size"], low=1)
+    meta["input_size"] = _count("input_size", meta["input_size"], MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+    meta["mean"] = _check_channels("mean", meta["mean"], positive=False)
+    meta["std"] = _check_channels("std", meta["std"], positive=True)
 
     net = build_model(arch, num_classes)
-    _load_into(net, state, arch, num_classes, path)
+    fixed_size = getattr(net, "image_size", None)  # vision transformers take one input side only
+    if isinstance(fixed_size, int) and meta["input_size"] != fixed_size:
+        raise ValueError(f"input_size must be {fixed_size} for {arch} (its position embeddings are for that "
+                         f"side), got {meta['input_size']}")
+    floating = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+    net.load_state_dict(floating, strict=False)
     model = Normalized(net, meta["mean"], meta["std"])
-    meta["mean"], meta["std"] = [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]]
     return model.to(device).eval(), meta
 
 
@@ -156,6 +197,7 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
             return dict(meta), state, "msda checkpoint"
         return {}, state, "plain safetensors state dict"
 
+    _check_unpacked_size(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -173,6 +215,28 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
         raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "
                          f"({type(error).__name__}: {_first_line(error)})") from None
     return _find_state_dict(loaded, path)
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a torch.save archive whose entries would unpack past the bounds, from its directory alone (the
+    zip readers of torch and Python stop at the declared size, so a lying directory cannot get past it)."""
+    if not zipfile.is_zipfile(path):
+        return  # the legacy format is a bare pickle, read as it is stored: its size is the file's
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged ({error})") from None
+    packed = max(path.stat().st_size, 1)
+    unpacked = sum(entry.file_size for entry in entries)
+    pickles = [entry for entry in entries if entry.filename.endswith(".pkl")]
+    largest_pickle = max((entry.file_size for entry in pickles), default=0)
+    if largest_pickle > MAX_PICKLE_BYTES:
+        raise ValueError(f"{path} holds a {largest_pickle / 2**20:.0f} MiB pickle; a state dict's is far smaller "
+                         f"(at most {MAX_PICKLE_BYTES >> 20} MiB are accepted)")
+    if unpacked > MAX_UNPACKED_BYTES or unpacked > MAX_EXPANSION * packed + MAX_PICKLE_BYTES:
+        raise ValueError(f"{path} would unpack to {unpacked / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB; at most "
+                         f"{MAX_UNPACKED_BYTES >> 20} MiB and {MAX_EXPANSION}× the file size are accepted")
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -248,10 +312,11 @@ def _find_state_dict(loaded: Any, path: Path) -> tuple[dict[str, Any], dict[str,
 # ----------------------------------------------------------------------------------------------- matching
 
 
-def _expected_keys(arch: str) -> dict[str, torch.Size]:
-    """Parameter and buffer shapes of `arch` with 2 classes, built on the meta device (no memory, no init cost)."""
+def _expected_keys(arch: str, num_classes: int = 2) -> dict[str, Tensor]:
+    """Parameter and buffer shapes and dtypes of `arch` (as meta tensors), built on the meta device (no memory,
+    no init cost)."""
     with torch.device("meta"):
-        return {key: value.shape for key, value in build_model(arch, 2).state_dict().items()}
+        return dict(build_model(arch, num_classes).state_dict())
 
 
 def _strip_prefixes(state: dict[str, Tensor], expected: Mapping[str, torch.Size]
@@ -295,9 +360,10 @@ def _infer_num_classes(arch: str, state: Mapping[str, Tensor], path: Path) -> in
     return values.pop()
 
 
-def _load_into(net: nn.Module, state: Mapping[str, Tensor], arch: str, num_classes: int, path: Path) -> None:
-    """``load_state_dict`` with messages that say which layers differ and how."""
-    expected = net.state_dict()
+def _check_fits(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], arch: str, num_classes: int,
+                path: Path) -> None:
+    """What ``load_state_dict`` would refuse, found from the shapes alone, with messages that say which layers
+    differ and how."""
     # Older state dicts predate BatchNorm's step counter; it does not affect inference.
     missing = [key for key in expected if key not in state and not key.endswith("num_batches_tracked")]
     unexpected = [key for key in state if key not in expected]
@@ -314,8 +380,20 @@ def _load_into(net: nn.Module, state: Mapping[str, Tensor], arch: str, num_class
         raise ValueError(f"{path} does not fit arch {arch!r} with num_classes={num_classes}: "
                          + "; ".join(problems)
                          + ". Was it trained with another architecture or number of classes?")
-    floating = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
-    net.load_state_dict(floating, strict=False)
+    not_float = [key for key, value in expected.items()
+                 if key in state and value.is_floating_point() and not state[key].is_floating_point()]
+    if not_float:
+        raise ValueError(f"{path}: {len(not_float)} weight tensor(s) are not floating point — "
+                         + _abbreviate([f"{key} ({state[key].dtype})" for key in not_float]))
+
+
+def _check_weight_values(state: Mapping[str, Tensor], path: Path) -> None:
+    """Refuse NaN or infinite weights: a model holding them outputs NaN for every image, silently."""
+    bad = [key for key, value in state.items()
+           if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values — " + _abbreviate(bad)
+                         + ". Was the training run diverging?")
 
 
 def _abbreviate(items: Sequence[str]) -> str:
@@ -335,6 +413,61 @@ def _check_device(device) -> torch.device:
 
 def _check_classes(classes, num_classes: int) -> list[str]:
     if isinstance(classes, str) or not isinstance(classes, Sequence) or len(classes) != num_classes:
-        raise ValueError(f"classes must be a list of {num_classes} names, got {describe(classes)}")
+        shown = f"{len(classes)} entries" if isinstance(classes, Sequence) and len(classes) > 12 else describe(classes)
+        raise ValueError(f"classes must be a list of {num_classes} names (one per class), got {shown}")
     return [str(name) for name in classes]
+
+
+def _count(name: str, value, low: int, high: int) -> int:
+    """An integer in [low, high]; bools and numeric strings are refused (True is not 1 class)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {describe(value)} "
+                         f"({type(value).__name__})")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value}")
+    return value
+
+
+def _check_channels(name: str, values, *, positive: bool) -> list[float]:
+    """Per-channel normalisation: exactly INPUT_CHANNELS finite numbers (std: each > 0)."""
+    if isinstance(values, Tensor):
+        values = values.flatten().tolist()
+    if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != INPUT_CHANNELS
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+        raise ValueError(f"{name} must be a list of {INPUT_CHANNELS} numbers (one per RGB channel), got "
+                         f"{describe(values) if not isinstance(values, Sequence) or len(values) <= 12 else f'{len(values)} entries'}")
+    floats = [float(v) for v in values]
+    if not all(math.isfinite(v) and (v > 0 or not positive) for v in floats):
+        allowed = "finite and > 0" if positive else "finite"
+        raise ValueError(f"{name} values must be {allowed}, got {floats}")
+    return floats
+
+
+_META_FIELDS = {"arch": str, "num_classes": int, "input_size": int, "classes": list, "mean": list, "std": list}
+
+
+def _check_file_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The fields a file states about itself, each checked before it sizes anything; one sentence per error
+    naming the field."""
+    for key, kind in _META_FIELDS.items():
+        value = meta.get(key)
+        if value is None:
+            continue
+        try:
+            if key == "num_classes":
+                _count(key, value, 1, MAX_NUM_CLASSES)
+            elif key == "input_size":
+                _count(key, value, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+            elif key == "classes":
+                if not isinstance(value, list) or len(value) > MAX_NUM_CLASSES or not all(
+                        isinstance(name, (str, int)) and not isinstance(name, bool) for name in value):
+                    raise ValueError(f"classes must be a list of at most {MAX_NUM_CLASSES} names, got "
+                                     f"{describe(value) if not isinstance(value, list) else 'another list'}")
+            elif key in ("mean", "std"):
+                _check_channels(key, value, positive=key == "std")
+            elif not isinstance(value, kind):
+                raise ValueError(f"{key} must be a {kind.__name__}, got {describe(value)}")
+        except ValueError as error:
+            raise ValueError(f"{path}: its metadata field {error}") from None
+    return meta
 

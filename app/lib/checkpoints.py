@@ -194,6 +194,8 @@ def _load_upload(digest: str, name: str, arch: str | None, _data: bytes) -> Load
             if "does not say which architecture" in message:
                 message += " — choose it under “Architecture of uploaded files” in the sidebar."
             return LoadFailure(stem, f"Upload {name} was not loaded: {message}")
+        except MemoryError:  # the loader bounds what a file may claim; this is the last line of defence
+            return LoadFailure(stem, f"Upload {name} was not loaded: it needs more memory than this server has.")
     meta["path"] = f"upload: {name}"
     return LoadedModel(key=f"upload:{digest}:{arch}", name=stem, source=f"upload: {name}", model=model, meta=meta)
 
