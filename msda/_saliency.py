@@ -37,11 +37,15 @@ def _byte_levels(images: Tensor) -> Tensor:
 
 
 def _grey_bytes(levels: Tensor) -> Tensor:
-    """[B, H, W] float32 grey levels as OpenCV's 8-bit BGR2GRAY gives them (RGB input; C ≠ 3: channel mean)."""
+    """[B, H, W] float32 grey levels as OpenCV's 8-bit BGR2GRAY gives them (RGB input; C ≠ 3: channel mean).
+
+    The fixed-point sum stays below 2²³, so float32 holds it exactly and the shift is an exact division.
+    """
     if levels.shape[1] == 3:
-        weights = torch.tensor(_GREY_FIXED_POINT, device=levels.device, dtype=torch.int32)
-        fixed = (levels.to(torch.int32) * weights[None, :, None, None]).sum(1)
-        return ((fixed + (1 << 14)) >> 15).float()
+        red_weight, green_weight, blue_weight = _GREY_FIXED_POINT
+        fixed = levels[:, 0] * red_weight
+        fixed.add_(levels[:, 1], alpha=green_weight).add_(levels[:, 2], alpha=blue_weight).add_(1 << 14)
+        return fixed.div_(1 << 15).floor_()
     if levels.shape[1] == 1:
         return levels[:, 0]
     return levels.mean(1).round_()
@@ -84,26 +88,31 @@ def fine_grained(images: Tensor) -> Tensor:
         an all-zero map.
     """
     grey = _blur_bytes(_blur_bytes(_grey_bytes(_byte_levels(images))))
-    batch, height, width = grey.shape
+    height, width = grey.shape[-2:]
     device = grey.device
-    # Integral image with a leading zero row and column, in int32 so box sums are exact at any size.
-    integral = F.pad(grey.to(torch.int32).cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32), (1, 0, 1, 0))
-    xs = torch.arange(width, device=device)
+    extended, pad_y, pad_x = _edge_extended_integral(grey)
     ys = torch.arange(height, device=device)
+    xs = torch.arange(width, device=device)
     on_sum = torch.zeros_like(grey)
     off_sum = torch.zeros_like(grey)
     for half_side in FINE_GRAINED_SCALES:
         # OpenCV's box: rows y − n + 1 … y + n and columns x − n + 1 … x + n, clipped to the image; the mean
-        # of the surround excludes the centre pixel.
-        x0, x1 = (xs - half_side + 1).clamp(0, width), (xs + half_side + 1).clamp(0, width)
-        y0, y1 = (ys - half_side + 1).clamp(0, height), (ys + half_side + 1).clamp(0, height)
-        top, bottom = integral.index_select(1, y0), integral.index_select(1, y1)
-        box = (bottom.index_select(2, x1) - bottom.index_select(2, x0)
-               - top.index_select(2, x1) + top.index_select(2, x0)).float()
-        surround = ((y1 - y0)[:, None] * (x1 - x0)[None, :] - 1).clamp_min(1).float()
-        surround_mean = (box - grey) / surround
-        on_sum += (grey - surround_mean).clamp_min(0).floor()
-        off_sum += (surround_mean - grey).clamp_min(0).floor()
+        # of the surround excludes the centre pixel. Past the image's size a larger n clips the same way.
+        n_y, n_x = min(half_side, height), min(half_side, width)
+
+        def corner(dy: int, dx: int) -> Tensor:
+            return extended[:, pad_y + dy:pad_y + dy + height, pad_x + dx:pad_x + dx + width]
+
+        box = corner(n_y + 1, n_x + 1) - corner(n_y + 1, 1 - n_x)
+        box.sub_(corner(1 - n_y, n_x + 1)).add_(corner(1 - n_y, 1 - n_x))
+        box = box.float()
+        rows = (ys + n_y + 1).clamp(0, height) - (ys - n_y + 1).clamp(0, height)
+        cols = (xs + n_x + 1).clamp(0, width) - (xs - n_x + 1).clamp(0, width)
+        surround = (rows[:, None] * cols[None, :] - 1).clamp_min(1).float()
+        # OpenCV truncates g − mean and mean − g to bytes; the second is the first negated, exactly.
+        contrast = torch.sub(grey, box.sub_(grey).div_(surround))
+        on_sum += contrast.clamp_min(0).floor_()
+        off_sum += contrast.neg_().clamp_min_(0).floor_()
     on_bytes = _normalise_to_bytes(on_sum)
     off_bytes = _normalise_to_bytes(off_sum)
     peak = torch.maximum(on_bytes.amax((1, 2)), off_bytes.amax((1, 2))).clamp_min(1)[:, None, None]
@@ -112,6 +121,26 @@ def fine_grained(images: Tensor) -> Tensor:
     combined = torch.div(255 * (on_bytes + off_bytes), peak, rounding_mode="floor").remainder(256)
     # OpenCV's convertTo(…, 1/255) multiplies by the float32 reciprocal; dividing would differ in the last bit.
     return combined * torch.tensor(1 / 255, dtype=torch.float32, device=device)
+
+
+def _edge_extended_integral(grey: Tensor) -> tuple[Tensor, int, int]:
+    """The integral image of [B, H, W] (leading zero row and column), extended by repeating its edges so every
+    clipped corner OpenCV reads is a plain slice: (extended, pad_y, pad_x).
+
+    ``extended[:, pad_y + r, pad_x + c]`` is the integral at (clamp(r, 0, H), clamp(c, 0, W)) for
+    −pad_y ≤ r ≤ H + pad_y. Float32 while the sums stay below 2²⁴ (exact, and what OpenCV uses), int32 above
+    (exact up to 8 M pixels, where OpenCV's float32 integral starts rounding).
+    """
+    height, width = grey.shape[-2:]
+    largest = max(FINE_GRAINED_SCALES)
+    pad_y, pad_x = min(largest, height) + 1, min(largest, width) + 1
+    if height * width * 255 < 1 << 24:
+        integral = F.pad(grey.cumsum(1).cumsum_(2), (1, 0, 1, 0))
+        return F.pad(integral[:, None], (pad_x, pad_x, pad_y, pad_y), mode="replicate")[:, 0], pad_y, pad_x
+    integral = F.pad(grey.to(torch.int32).cumsum(1, dtype=torch.int32).cumsum(2, dtype=torch.int32), (1, 0, 1, 0))
+    rows = torch.arange(-pad_y, height + pad_y + 1, device=grey.device).clamp(0, height)
+    cols = torch.arange(-pad_x, width + pad_x + 1, device=grey.device).clamp(0, width)
+    return integral.index_select(1, rows).index_select(2, cols), pad_y, pad_x
 
 
 def _normalise_to_bytes(summed: Tensor) -> Tensor:
