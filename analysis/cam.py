@@ -51,7 +51,8 @@ def cam(model: nn.Module, images: Tensor, *, method: str = "gradcam", targets=No
         model: a classifier taking `images` and returning logits [B, K] (e.g. from
             :func:`analysis.load_checkpoint`); on the images' device. It is run in eval mode; its train/eval
             mode, ``requires_grad`` and ``.grad`` are restored afterwards, even when an error is raised.
-        images: [B, C, H, W] floating point, as the model takes them ([0, 1] for a ``Normalized`` model).
+        images: [B, C, H, W] finite floating point in the model's dtype, as the model takes them ([0, 1] for a
+            ``Normalized`` model).
         method: one of ``CAM_METHODS`` (``eigencam`` is class-agnostic: it ignores `targets`).
         targets: None → each image's predicted class; an int → that class for every image; a [B] integer
             tensor or a list of B ints → one class per image.
@@ -78,6 +79,7 @@ def cam(model: nn.Module, images: Tensor, *, method: str = "gradcam", targets=No
     parameters = list(model.parameters())
     if not parameters:
         raise ValueError("model has no parameters; pytorch-grad-cam needs at least one to find the model's device")
+    _check_image_values(images, parameters[0])
 
     import pytorch_grad_cam  # deferred: importing the package (OpenCV, matplotlib, SciPy) takes seconds
 
@@ -107,6 +109,18 @@ def cam(model: nn.Module, images: Tensor, *, method: str = "gradcam", targets=No
         saved.restore()
     result = torch.from_numpy(maps).to(device=images.device, dtype=images.dtype)
     return result.clamp_(0.0, 1.0)
+
+
+def _check_image_values(images: Tensor, parameter: Tensor) -> None:
+    """The images must match the model's dtype (conv layers refuse float64 for float32 weights with a message
+    about "Double" and "Float") and be finite (one NaN pixel makes the whole map NaN, then min–max scaling
+    silently returns zeros)."""
+    if images.dtype != parameter.dtype:
+        raise ValueError(f"images must have the model's dtype {parameter.dtype}, got {images.dtype} "
+                         f"({describe(images)}); convert them with images.to({parameter.dtype})")
+    if not bool(torch.isfinite(images).all()):
+        bad = images.detach()[~torch.isfinite(images)].flatten()[0].item()
+        raise ValueError(f"images must hold finite values, got {bad!r} ({describe(images)})")
 
 
 def _start_graph_here(module: nn.Module, inputs, output):

@@ -138,6 +138,7 @@ def corrupt(images: Tensor, name: str, severity: int, *, profile: str = "auto",
 
     Args:
         images: [B, 3, H, W] float32/float16/bfloat16 in [0, 1], H, W ≥ 8, on any device. Not modified.
+            NaN, infinite or out-of-range values are refused with a ValueError.
         name: one of :data:`CORRUPTIONS`.
         severity: 1 … 5.
         profile: "cifar" (CIFAR-10-C parameters), "imagenet" (ImageNet-C parameters) or "auto" (the table
@@ -184,6 +185,14 @@ def _check_images(images) -> None:
     if images.dtype not in DTYPES:
         raise ValueError(f"images must have dtype {', '.join(map(str, DTYPES))}; got {images.dtype} "
                          f"({describe(images)})")
+    # Every corruption assumes [0, 1]: one NaN pixel spreads over a whole image through the blurs' FFTs and
+    # the global means of fog and contrast, shot noise cannot draw a Poisson count for a negative or NaN rate,
+    # and JPEG quietly turns NaN into some byte. One fused reduction and one host sync per call.
+    low, high = torch.aminmax(images.detach())
+    if not (bool(low >= 0) and bool(high <= 1)):  # NaN fails both comparisons
+        bad = images.detach()[~((images >= 0) & (images <= 1))].flatten()[0].item()
+        raise ValueError(f"images must hold finite values in [0, 1], got a value of {bad!r} ({describe(images)}); "
+                         f"clamp or rescale them first")
 
 
 __all__ = ["BENCHMARK_CORRUPTIONS", "CORRUPTIONS", "CORRUPTION_GROUPS", "RANDOM_CORRUPTIONS", "corrupt"]
