@@ -13,12 +13,21 @@ The label weight of the own label is the effective area, never the requested λ:
     ỹ   = lam · onehot(y) + (1 − lam) · onehot(y_partner)
 
 Cutout is the one exception: its partner is a fill value and its label stays ``onehot(y)`` (lam = 1).
-Methods that do more than mask (LMix sharpens the mixed image, ResizeMix pastes a resized partner) keep the
-same mask and label rule.
+Methods that do more than mask (ResizeMix pastes a resized partner, LMix with ``sharpen_image=True`` sharpens
+the mixed image) keep the same mask and label rule.
+
+Replaying a mix
+---------------
+Every call returns ``out.params``: every value it drew or was given — the requested λ, the partners, which
+samples were mixed, and each of the method's parameters per sample (centres, σ, q, θ, grid, spectra, MiAMix
+layers …). Passing them back, ``mixer(images, labels, params=out.params)``, draws nothing and reproduces
+``out.mask`` and ``out.images`` bit for bit on the same device. Quantities *computed* from the draws (a σ
+solved from λ, a saliency peak) are in ``out.details``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +38,9 @@ from . import _random
 from ._checks import (check_generator, check_images, check_int, check_real, check_values_in, describe,
                       same_device)
 from .registry import Batch, get_method
+
+REPLAY_KEYS = ("method", "lam", "partner", "mixed")
+"""Keys of ``MixOutput.params`` that belong to the call rather than to the method's parameters."""
 
 __all__ = ["Mixer", "MixOutput", "soft_cross_entropy", "soft_targets"]
 
@@ -45,7 +57,12 @@ class MixOutput:
         partner: [B] int64 index into the batch of each sample's partner (its own index when it was not
             mixed, or mixed with another view of itself).
         lam_requested: [B] float32 the λ that was asked for (sampled or pinned) before rendering.
-        details: per-method extras (MiAMix stages, HardMix's pool, SaliencyMix peaks, …).
+        details: quantities derived from the draws (MiAMix stages, HardMix's pool size, SaliencyMix peaks,
+            solved σ, …), for display.
+        params: every value the call drew or was given: ``method``, ``lam`` [B] (requested), ``partner`` [B]
+            (the pairing), ``mixed`` [B] bool (which samples were mixed), then each of the method's parameters
+            (per-sample tensors with the batch first, batch-level ones as Python values). ``mixer(images,
+            labels, params=out.params)`` replays the call bit for bit.
 
     Unpacks as ``images, targets = mixer(images, labels)``.
     """
@@ -57,6 +74,7 @@ class MixOutput:
     partner: Tensor
     lam_requested: Tensor
     details: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
 
     def __iter__(self):
         return iter((self.images, self.targets))
@@ -79,13 +97,15 @@ class Mixer:
         **params: the method's parameters (``msda.methods_info()[method].params``), each a number or a
             per-sample tensor, pinning what would otherwise be sampled.
 
-    Call it as ``out = mixer(images, labels, *, lam=None, logits=None, images_b=None)``:
+    Call it as ``out = mixer(images, labels, *, lam=None, logits=None, images_b=None, params=None)``:
 
         images: [B, C, H, W] floating point.
         labels: [B] int class indices or [B, K] soft labels.
         lam: optional requested λ per sample ([B] tensor or a number).
-        logits: [B, K] the model's predictions on ``images`` (required by hardmix).
+        logits: [B, K] the model's predictions on ``images`` (required by hardmix unless its pool is given).
         images_b: [B, C, H, W] a second, differently augmented view (used by miamix self-mixing).
+        params: the ``params`` of an earlier :class:`MixOutput` of this method on a batch of the same size and
+            device: the call draws nothing and reproduces that mix (replay). Excludes ``lam``.
 
     Inputs are never modified in place. Returns a :class:`MixOutput`.
     """
@@ -117,36 +137,83 @@ class Mixer:
                 f"label_smoothing={self.label_smoothing:g}{extra})")
 
     def __call__(self, images: Tensor, labels: Tensor, *, lam: Tensor | float | None = None,
-                 logits: Tensor | None = None, images_b: Tensor | None = None) -> MixOutput:
+                 logits: Tensor | None = None, images_b: Tensor | None = None,
+                 params: Mapping | None = None) -> MixOutput:
         images = check_images(images)
         batch_size, device = images.shape[0], images.device
         generator = check_generator(self.generator, device)
         targets = soft_targets(labels, self.num_classes, batch_size=batch_size, device=device,
                                label_smoothing=self.label_smoothing, check_values=self.check_values)
-        logits = self._check_logits(logits, batch_size, device)
+        if params is None:
+            replay, method_params = None, self.params
+        else:
+            if lam is not None:
+                raise ValueError("pass lam or params, not both: params already hold the λ of the mix they replay")
+            replay, method_params = self._check_replay(params, batch_size, device)
+        logits = self._check_logits(logits, batch_size, device, method_params)
         images_b = self._check_second_view(images_b, images)
         batch = Batch(images=images, targets=targets, logits=logits, images_b=images_b)
 
-        lam_pinned = None if lam is None else self._pinned_lam(lam, batch_size, device)
-        partner = self.method.pair(batch, generator=generator, params=self.params)
-        mixed = self.method.mix(batch, partner, lam_pinned, alpha=self.alpha, generator=generator,
-                                params=self.params)
-        if mixed.partner is not None:
-            partner = mixed.partner
+        if replay is None:
+            lam_pinned = None if lam is None else self._pinned_lam(lam, batch_size, device)
+            paired = self.method.pair(batch, generator=generator, params=method_params)
+        else:
+            lam_pinned, paired = replay["lam"], replay["partner"]
+        mixed = self.method.mix(batch, paired, lam_pinned, alpha=self.alpha, generator=generator,
+                                params=method_params)
+        partner = mixed.partner if mixed.partner is not None else paired
         mask = mixed.mask
         out_images = mixed.images
         lam_eff = mixed.lam if mixed.lam is not None else mask.mean((1, 2, 3))
 
-        if self.prob < 1.0:
+        if replay is not None:
+            chosen = replay["mixed"]
+        elif self.prob < 1.0:
             chosen = _random.bernoulli(self.prob, batch_size, generator=generator, device=device)
+        else:
+            chosen = None
+        if chosen is not None:
             out_images = torch.where(chosen[:, None, None, None], out_images, images)
             mask = torch.where(chosen[:, None, None, None], mask, torch.ones_like(mask))
             lam_eff = torch.where(chosen, lam_eff, torch.ones_like(lam_eff))
             partner = torch.where(chosen, partner, torch.arange(batch_size, device=device))
 
         out_targets = torch.lerp(targets[partner], targets, lam_eff[:, None])
+        used = {"method": self.name, "lam": mixed.lam_requested, "partner": paired,
+                "mixed": chosen if chosen is not None else torch.ones(batch_size, dtype=torch.bool, device=device),
+                **mixed.params}
         return MixOutput(images=out_images, targets=out_targets, lam=lam_eff, mask=mask, partner=partner,
-                         lam_requested=mixed.lam_requested, details=mixed.details)
+                         lam_requested=mixed.lam_requested, details=mixed.details, params=used)
+
+    def _check_replay(self, params, batch_size: int, device) -> tuple[dict, dict]:
+        """Split replayed params into the call's (lam, partner, mixed) and the method's, checking each."""
+        if not isinstance(params, Mapping):
+            raise ValueError(f"params must be the params dict of a MixOutput, got {type(params).__name__}")
+        missing = [k for k in REPLAY_KEYS if k not in params]
+        if missing:
+            raise ValueError(f"params lack {', '.join(missing)}: pass the whole params dict of a MixOutput")
+        if params["method"] != self.name:
+            raise ValueError(f"params were drawn by {params['method']!r} but this Mixer mixes with {self.name!r}")
+        _check_devices(params, device)
+        checks = {"lam": (torch.float32, "float32"), "partner": (torch.int64, "int64"), "mixed": (torch.bool, "bool")}
+        call = {}
+        for key, (dtype, dtype_name) in checks.items():
+            value = params[key]
+            if not isinstance(value, Tensor) or value.ndim != 1:
+                raise ValueError(f"params[{key!r}] must be a [B] {dtype_name} tensor, got {describe(value)}")
+            if value.shape[0] != batch_size:
+                raise ValueError(f"params hold a batch of {value.shape[0]} samples but images have {batch_size}")
+            if value.dtype != dtype:
+                raise ValueError(f"params[{key!r}] must be {dtype_name}, got {value.dtype}")
+            call[key] = value
+        if self.check_values:
+            check_values_in("params['lam']", call["lam"], 0.0, 1.0)
+            partner = call["partner"]
+            if batch_size and bool(((partner < 0) | (partner >= batch_size)).any()):
+                raise ValueError(f"params['partner'] must index the batch, in [0, {batch_size - 1}], "
+                                 f"got {describe(partner)}")
+        method_params = self.method.check_params({k: v for k, v in params.items() if k not in REPLAY_KEYS})
+        return call, {**self.params, **method_params}
 
     def _pinned_lam(self, lam, batch_size: int, device) -> Tensor:
         if isinstance(lam, Tensor):
@@ -159,9 +226,9 @@ class Mixer:
         value = check_real("lam", lam, low=0.0, high=1.0)
         return torch.full((batch_size,), value, device=device)
 
-    def _check_logits(self, logits, batch_size: int, device) -> Tensor | None:
+    def _check_logits(self, logits, batch_size: int, device, params: dict) -> Tensor | None:
         if logits is None:
-            if self.method.info.needs_logits:
+            if self.method.needs_logits(params):
                 raise ValueError(
                     f"{self.name} needs logits: pass logits=model(images) of shape [{batch_size}, {self.num_classes}]"
                 )
@@ -186,6 +253,20 @@ class Mixer:
                 f"got ({images_b.device}, {images_b.dtype})"
             )
         return images_b
+
+
+def _check_devices(params, device, path: str = "params") -> None:
+    """Every tensor in (nested) params must live on the images' device: a replay never moves data silently."""
+    if isinstance(params, Tensor):
+        if not same_device(params.device, device):
+            raise ValueError(f"{path} is on {params.device} but images are on {device}: replay on the device "
+                             "the mix was drawn on")
+    elif isinstance(params, Mapping):
+        for key, value in params.items():
+            _check_devices(value, device, f"{path}[{key!r}]")
+    elif isinstance(params, (list, tuple)):
+        for index, value in enumerate(params):
+            _check_devices(value, device, f"{path}[{index}]")
 
 
 def soft_targets(labels: Tensor, num_classes: int, *, batch_size: int | None = None,

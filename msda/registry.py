@@ -17,6 +17,7 @@ from torch import Tensor
 from ._checks import (check_choice, check_generator, check_int, check_lam, check_real, check_size,
                       check_values_in, describe)
 from ._random import beta, uniform
+from .distributions import Distribution, Drawn
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,9 @@ class Param:
     """A parameter of a method that a caller (an app slider, a test) may pin.
 
     ``default`` is used when the caller does not pin the parameter; ``default=None`` means the parameter is
-    random and is drawn per sample as ``sampled`` describes. Numeric parameters accept a Python number or a
-    tensor of shape ``[]`` or ``[B]`` (one value per sample) unless ``per_sample`` is False.
+    random and is drawn per sample from the law ``sampled`` (:mod:`msda.distributions`: the one place its
+    range is written). Numeric parameters accept a Python number or a tensor of shape ``[]`` or ``[B]`` (one
+    value per sample) unless ``per_sample`` is False.
     """
 
     name: str
@@ -33,12 +35,17 @@ class Param:
     default: Any = None
     low: float | None = None
     high: float | None = None
-    kind: str = "float"  # "float" | "int" | "bool" | "choice" | "tensor" | "names" | "numbers"
-    sampled: str | None = None
+    kind: str = "float"  # "float" | "int" | "bool" | "choice" | "tensor" | "names" | "numbers" | "other"
+    sampled: Distribution | None = None
     choices: tuple = ()
     per_sample: bool = True
     low_open: bool = False
     high_open: bool = False
+    validator: Callable[[str, Any], Any] | None = None  # the check of a kind="other" value: (label, value) -> value
+
+    def __post_init__(self):
+        if isinstance(self.sampled, str):  # a law the method draws itself, described in words
+            object.__setattr__(self, "sampled", Drawn(self.sampled))
 
     @property
     def random(self) -> bool:
@@ -47,6 +54,8 @@ class Param:
     def check(self, method: str, value: Any) -> Any:
         """Validate a pinned value; returns it (Python numbers normalised)."""
         label = f"{method}: {self.name}"
+        if self.validator is not None:
+            return self.validator(label, value)
         if self.kind == "tensor":
             if not isinstance(value, Tensor):
                 raise ValueError(f"{label} must be a tensor, got {describe(value)}")
@@ -81,8 +90,19 @@ class Param:
         return check_real(label, value, low=self.low, high=self.high,
                           low_open=self.low_open, high_open=self.high_open)
 
+    @property
+    def slider_range(self) -> tuple[float, float] | None:
+        """(low, high) for a control: the pinnable range where it is bounded, else the law's support."""
+        support = self.sampled.support if self.sampled is not None else None
+        low = self.low if self.low is not None else (support[0] if support else None)
+        high = self.high if self.high is not None else (support[1] if support else None)
+        return None if low is None or high is None else (float(low), float(high))
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["sampled"] = None if self.sampled is None else self.sampled.to_dict()
+        out["validator"] = None if self.validator is None else self.validator.__name__
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,7 @@ class MethodInfo:
 
     def to_dict(self) -> dict:
         out = asdict(self)
+        out["params"] = [p.to_dict() for p in self.params]
         out["url"] = self.url
         return out
 
@@ -147,7 +168,8 @@ class Mixed:
     lam_requested: Tensor  # [B] the λ the mask was asked for (pinned by the caller or drawn)
     partner: Tensor | None = None  # overrides the pairing (self-mixing samples point to themselves)
     lam: Tensor | None = None  # overrides lam = mask mean (cutout keeps its label: lam = 1)
-    details: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # derived quantities (solved σ, saliency peak, merged layers)
+    params: dict = field(default_factory=dict)  # every parameter value used, drawn or given: replays the mix
 
 
 class Method:
@@ -171,6 +193,15 @@ class Method:
         """Reject unknown names and out-of-range pinned values; returns the checked params."""
         return check_params(self.info, params)
 
+    def needs_logits(self, params: Mapping[str, Any]) -> bool:
+        """Whether a call with these (checked) params needs the model's logits."""
+        return self.info.needs_logits
+
+    def reader(self, batch: Batch, generator: torch.Generator | None, params: dict) -> ParamReader:
+        """A :class:`ParamReader` over checked params for this batch."""
+        return ParamReader(self.info, params, batch=batch.size, device=batch.device, generator=generator,
+                           checked=True)
+
     def pair(self, batch: Batch, *, generator: torch.Generator | None, params: dict) -> Tensor:
         return random_partners(batch.size, generator=generator, device=batch.device)
 
@@ -193,17 +224,22 @@ class MaskMethod(Method):
         super().__init__(info)
         self.mask_fn = mask_fn
 
-    def render_mask(self, lam: Tensor, height: int, width: int, *, generator, params: dict) -> Tensor:
-        """The mask for checked inputs (no validation, no host sync)."""
+    def render(self, lam: Tensor, height: int, width: int, *, generator, params: dict) -> tuple[Tensor, ParamReader]:
+        """The mask for checked inputs (no validation, no host sync) and the reader that holds what it used."""
         read = ParamReader(self.info, params, batch=lam.shape[0], device=lam.device, generator=generator,
                            checked=True)
-        return self.mask_fn.render(lam, height, width, read)
+        return self.mask_fn.render(lam, height, width, read), read
+
+    def render_mask(self, lam: Tensor, height: int, width: int, *, generator, params: dict) -> Tensor:
+        """The mask for checked inputs (no validation, no host sync)."""
+        return self.render(lam, height, width, generator=generator, params=params)[0]
 
     def mix(self, batch, partner, lam, *, alpha, generator, params):
         lam = self.draw_lam(lam, alpha, batch, generator)
         height, width = batch.images.shape[-2:]
-        mask = self.render_mask(lam, height, width, generator=generator, params=params)
-        return Mixed(images=blend_into(batch.images[partner], batch.images, mask), mask=mask, lam_requested=lam)
+        mask, read = self.render(lam, height, width, generator=generator, params=params)
+        return Mixed(images=blend_into(batch.images[partner], batch.images, mask), mask=mask, lam_requested=lam,
+                     details=read.derived, params=read.used)
 
 
 def mask_generator(info: MethodInfo):
@@ -289,12 +325,15 @@ def methods_info() -> dict[str, MethodInfo]:
 
 
 class ParamReader:
-    """Reads a method's pinned parameters or samples them, as per-sample tensors on the batch's device.
+    """Reads a method's pinned parameters or samples them, as per-sample tensors on the batch's device, and
+    keeps every value it handed out in :attr:`used` — what a :class:`MixOutput` returns as ``params`` and what,
+    passed back, replays the mix bit for bit.
 
     Used inside mask functions::
 
         read = ParamReader(INFO, params, batch=B, device=lam.device, generator=generator)
-        cx = read.tensor("center_x", lambda n: uniform(0, 1, n, ...))
+        cx = read.tensor("center_x")          # pinned, or drawn from the Param's law
+        read.derive("sigma", sigma)            # a derived quantity, for display (not replayed)
     """
 
     def __init__(self, info: MethodInfo, params: Mapping[str, Any], *, batch: int, device: torch.device,
@@ -304,35 +343,55 @@ class ParamReader:
         self.batch = batch
         self.device = device
         self.generator = generator
+        self.used: dict[str, Any] = {}
+        self.derived: dict[str, Any] = {}
 
     def value(self, name: str) -> Any:
-        """A pinned value as given (number, tensor or choice), or the default."""
-        if name in self.params:
-            return self.params[name]
-        return self.info.param(name).default
+        """A pinned value as given (number, tensor or choice), or the default; None for an unpinned random one."""
+        value = self.params[name] if name in self.params else self.info.param(name).default
+        if value is not None:
+            self.used.setdefault(name, value)
+        return value
+
+    def pinned(self, name: str) -> bool:
+        return self.params.get(name) is not None
+
+    def record(self, name: str, value: Any) -> Any:
+        """Note a value the method drew itself (a spectrum, a Dirichlet draw); returns it."""
+        self.used[name] = value
+        return value
+
+    def derive(self, name: str, value: Any) -> Any:
+        """Note a quantity computed from the draws (shown, never replayed); returns it."""
+        self.derived[name] = value
+        return value
 
     def tensor(self, name: str, sample: Callable[[int], Tensor] | None = None, dtype=torch.float32) -> Tensor:
-        """Shape [B]: the pinned value broadcast, or ``sample(B)`` for a random parameter."""
-        value = self.value(name)
+        """Shape [B]: the pinned value broadcast, or a draw — ``sample(B)``, else the Param's own law."""
+        value = self.params[name] if name in self.params else self.info.param(name).default
         if value is None:
             if sample is None:
-                raise ValueError(f"{self.info.name}: {name} has no default and was not given")
-            return sample(self.batch).to(dtype)
+                law = self.info.param(name).sampled
+                drawn = None if law is None else law.sample(self.batch, generator=self.generator,
+                                                            device=self.device)
+                if drawn is None:
+                    raise ValueError(f"{self.info.name}: {name} has no default and was not given")
+            else:
+                drawn = sample(self.batch)
+            return self.record(name, drawn.to(dtype))
         if isinstance(value, Tensor):
             if value.ndim == 1 and value.shape[0] != self.batch:
                 raise ValueError(
                     f"{self.info.name}: {name} has {value.shape[0]} values but the batch has {self.batch} samples"
                 )
-            return value.to(device=self.device, dtype=dtype).expand(self.batch)
-        return torch.full((self.batch,), float(value), device=self.device, dtype=dtype)
+            out = value.to(device=self.device, dtype=dtype).expand(self.batch)
+        else:
+            out = torch.full((self.batch,), float(value), device=self.device, dtype=dtype)
+        return self.record(name, out)
 
     def uniform(self, low, high) -> Tensor:
-        """Shape [B] draws from U(low, high)."""
+        """Shape [B] draws from U(low, high), not recorded (for draws a method records itself)."""
         return uniform(low, high, self.batch, generator=self.generator, device=self.device)
-
-    def sample_uniform(self, name: str, low, high) -> Tensor:
-        """The pinned value of `name`, else U(low, high) per sample."""
-        return self.tensor(name, lambda n: self.uniform(low, high))
 
 
 def check_params(info: MethodInfo, params: Mapping[str, Any]) -> dict:

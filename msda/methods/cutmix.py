@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .._render import box_indicator, integer_box
+from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
 INFO = MethodInfo(
@@ -22,8 +23,8 @@ INFO = MethodInfo(
     arxiv="1905.04899",
     default_alpha=1.0,
     params=(
-        Param("center_x", "box centre, as a fraction of the width", low=0.0, high=1.0, sampled="U(0, 1)"),
-        Param("center_y", "box centre, as a fraction of the height", low=0.0, high=1.0, sampled="U(0, 1)"),
+        Param("center_x", "box centre, as a fraction of the width", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
+        Param("center_y", "box centre, as a fraction of the height", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
         Param("fit_inside", "keep the whole box inside the image (centres then span the free space), so the "
               "box's area is exactly 1 − λ", default=False, kind="bool"),
     ),
@@ -42,8 +43,8 @@ def cutmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tens
     """
     side = (1.0 - lam).clamp_min(0).sqrt()
     box_w, box_h = side * width, side * height
-    center_x = read.sample_uniform("center_x", 0.0, 1.0)
-    center_y = read.sample_uniform("center_y", 0.0, 1.0)
+    center_x = read.tensor("center_x")
+    center_y = read.tensor("center_y")
     if read.value("fit_inside"):
         x_mid = box_w.round() / 2 + center_x * (width - box_w.round())
         y_mid = box_h.round() / 2 + center_y * (height - box_h.round())

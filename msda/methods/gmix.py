@@ -10,11 +10,12 @@ import torch
 from torch import Tensor
 
 from .._gaussian import gaussian_mask, sigma_in_pixels
+from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
 CENTER_PARAMS = (
-    Param("center_x", "blob centre, as a fraction of the width", low=0.0, high=1.0, sampled="U(0, 1)"),
-    Param("center_y", "blob centre, as a fraction of the height", low=0.0, high=1.0, sampled="U(0, 1)"),
+    Param("center_x", "blob centre, as a fraction of the width", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
+    Param("center_y", "blob centre, as a fraction of the height", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
     Param("sigma", "blob spread σ, as a fraction of the image side √(H·W); when not pinned, σ is solved per "
           "sample so the mask's mean is λ", low=0.0, high=10.0, low_open=True),
 )
@@ -46,8 +47,8 @@ def gmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tensor
     sigma = read.value("sigma")
     return gaussian_mask(
         lam,
-        read.sample_uniform("center_x", 0.0, 1.0) * width,
-        read.sample_uniform("center_y", 0.0, 1.0) * height,
+        read.tensor("center_x") * width,
+        read.tensor("center_y") * height,
         zeros, zeros,
         None if sigma is None else sigma_in_pixels(read.tensor("sigma"), height, width),
         height, width,

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .._random import integers
 from .._render import outer, pixel_centers
+from ..distributions import Uniform, Integers
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
 INFO = MethodInfo(
@@ -30,15 +31,15 @@ INFO = MethodInfo(
     arxiv=None,
     default_alpha=1.0,
     params=(
-        Param("n_holes", "holes per side of the grid", kind="int", low=1, high=32, sampled="U{2, …, 6}"),
+        Param("n_holes", "holes per side of the grid", kind="int", low=1, high=32, sampled=Integers(2, 6)),
         Param("area_ratio", "area of the gridded crop, as a fraction of the image", low=0.0, high=1.0,
-              low_open=True, sampled="U(0.5, 1)"),
+              low_open=True, sampled=Uniform(0.5, 1.0)),
         Param("aspect", "aspect ratio of the gridded crop relative to the image's", low=0.05, high=20.0,
-              sampled="U(0.5, 2)"),
+              sampled=Uniform(0.5, 2.0)),
         Param("offset_x", "horizontal position of the crop within the free space (0 left, 1 right)",
-              low=0.0, high=1.0, sampled="U(0, 1)"),
+              low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
         Param("offset_y", "vertical position of the crop within the free space (0 top, 1 bottom)",
-              low=0.0, high=1.0, sampled="U(0, 1)"),
+              low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
     ),
 )
 
@@ -60,10 +61,10 @@ def gridmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Ten
     ``offset_x``/``offset_y`` U(0, 1). Returns [B, 1, H, W] float32.
     """
     cells = read.tensor("n_holes", lambda n: integers(2, 6, n, generator=read.generator, device=read.device))
-    ratio = read.sample_uniform("area_ratio", 0.5, 1.0)
-    aspect = read.sample_uniform("aspect", 0.5, 2.0)
-    offset_x = read.sample_uniform("offset_x", 0.0, 1.0)
-    offset_y = read.sample_uniform("offset_y", 0.0, 1.0)
+    ratio = read.tensor("area_ratio")
+    aspect = read.tensor("aspect")
+    offset_x = read.tensor("offset_x")
+    offset_y = read.tensor("offset_y")
 
     cover = (1.0 - lam).clamp(0.0, 1.0)
     ratio = torch.maximum(ratio, cover)  # the crop must be able to hold 1 − λ of the image

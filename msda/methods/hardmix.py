@@ -1,7 +1,7 @@
 """HardMix: CutMix whose pasted patches come only from the samples the model currently gets wrong.
 
-Anonymous et al. "HardMix: Considering Difficult Examples in Mixed Sample Data Augmentation"
-(hardmix.md §3, Algorithm 1).
+Uddin, Hosen, Adnan, Galib, Hossain, Bae. "HardMix: Considering Difficult Examples in Mixed Sample Data
+Augmentation", Journal of Autonomous Intelligence, 2024 (hardmix.md §3, Algorithm 1).
 
 Pairing (Alg. 1, lines 7–13): the hard samples are those the model misclassifies (``logits.argmax(1) !=
 y``); each appears once in the source batch, the rest of the source batch repeats randomly chosen hard
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._checks import describe
 from .._random import randint_below
 from ..registry import Batch, MaskMethod, MethodInfo, Param, random_partners, register
 from .cutmix import INFO as CUTMIX_INFO, cutmix_mask
@@ -31,7 +32,8 @@ INFO = MethodInfo(
     summary="CutMix whose pasted patches come only from the samples the model currently misclassifies.",
     formula=r"x_p \in \{x_j : \hat y_j \ne y_j\},\ \tilde x = M\odot x + (1-M)\odot x_p,\ "
             r"M = 1 - \mathbb{1}_{\text{box}}",
-    paper='"HardMix: Considering Difficult Examples in Mixed Sample Data Augmentation" (hardmix.md)',
+    paper='Uddin, Hosen, Adnan, Galib, Hossain, Bae, "HardMix: Considering Difficult Examples in Mixed Sample '
+          'Data Augmentation", Journal of Autonomous Intelligence 2024',
     arxiv=None,
     default_alpha=1.0,
     needs_logits=True,
@@ -41,6 +43,8 @@ INFO = MethodInfo(
               default="misclassified", kind="choice", choices=("misclassified", "loss")),
         Param("top_frac", "with hardness='loss': the fraction of the batch (highest loss first) in the pool",
               default=0.5, low=0.0, high=1.0, low_open=True, per_sample=False),
+        Param("hard", "[B] bool: the hard pool the patches are cut from; pinned, no logits are needed",
+              kind="tensor", sampled="the samples the logits misclassify (or the highest-loss fraction)"),
     ),
 )
 
@@ -75,17 +79,27 @@ def hard_partners(hard: Tensor, *, generator: torch.Generator | None) -> Tensor:
 
 
 class HardMix(MaskMethod):
-    @staticmethod
-    def _hard(batch, params) -> Tensor:
-        return hard_samples(batch, params.get("hardness", "misclassified"), params.get("top_frac", 0.5))
+    def needs_logits(self, params) -> bool:
+        return "hard" not in params
+
+    def _hard(self, batch, read) -> Tensor:
+        """The pinned pool, else the one the logits define."""
+        if read.pinned("hard"):
+            hard = read.value("hard")
+            if hard.shape != (batch.size,) or hard.dtype != torch.bool:
+                raise ValueError(f"hardmix: hard must be a [{batch.size}] bool tensor, got {describe(hard)}")
+            return hard.to(batch.device)
+        return read.record("hard", hard_samples(batch, read.value("hardness"), read.value("top_frac")))
 
     def pair(self, batch, *, generator, params):
-        return hard_partners(self._hard(batch, params), generator=generator)
+        return hard_partners(self._hard(batch, self.reader(batch, generator, params)), generator=generator)
 
     def mix(self, batch, partner, lam, *, alpha, generator, params):
         mixed = super().mix(batch, partner, lam, alpha=alpha, generator=generator, params=params)
-        hard = self._hard(batch, params)
-        mixed.details = {"hard": hard, "pool_size": hard.sum()}
+        read = self.reader(batch, generator, params)
+        hard = self._hard(batch, read)
+        mixed.params.update(read.used)
+        mixed.details.update(hard=hard, pool_size=hard.sum())
         return mixed
 
 

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .._render import box_indicator
 from .._warp import paste_resized
+from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, mask_generator, register
 
 INFO = MethodInfo(
@@ -26,11 +27,11 @@ INFO = MethodInfo(
     mask_only=False,
     params=(
         Param("tau", "scale of the pasted partner, per side", low=0.0, high=1.0, low_open=True,
-              sampled="U(0.1, 0.8)"),
+              sampled=Uniform(0.1, 0.8)),
         Param("offset_x", "horizontal position of the paste within the free space (0 left, 1 right)",
-              low=0.0, high=1.0, sampled="U(0, 1)"),
+              low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
         Param("offset_y", "vertical position of the paste within the free space (0 top, 1 bottom)",
-              low=0.0, high=1.0, sampled="U(0, 1)"),
+              low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
         Param("match_lam", "take τ = √(1 − λ) from the requested λ instead of sampling it", default=False,
               kind="bool"),
     ),
@@ -40,14 +41,14 @@ INFO = MethodInfo(
 
 
 def _box(lam: Tensor, height: int, width: int, read: ParamReader):
-    if read.value("match_lam") and read.value("tau") is None:
-        tau = (1.0 - lam).clamp_min(0).sqrt()
+    if read.value("match_lam") and not read.pinned("tau"):
+        tau = read.derive("tau", (1.0 - lam).clamp_min(0).sqrt())
     else:
-        tau = read.sample_uniform("tau", 0.1, 0.8)
+        tau = read.tensor("tau")
     box_w = (tau * width).round().clamp(0, width)
     box_h = (tau * height).round().clamp(0, height)
-    x0 = (read.sample_uniform("offset_x", 0.0, 1.0) * (width - box_w)).round()
-    y0 = (read.sample_uniform("offset_y", 0.0, 1.0) * (height - box_h)).round()
+    x0 = (read.tensor("offset_x") * (width - box_w)).round()
+    y0 = (read.tensor("offset_y") * (height - box_h)).round()
     return x0, y0, box_w, box_h
 
 
@@ -66,14 +67,13 @@ class ResizeMix(MaskMethod):
     def mix(self, batch, partner, lam, *, alpha, generator, params):
         lam = self.draw_lam(lam, alpha, batch, generator)
         height, width = batch.images.shape[-2:]
-        read = ParamReader(self.info, params, batch=batch.size, device=batch.device, generator=generator,
-                           checked=True)
+        read = self.reader(batch, generator, params)
         x0, y0, box_w, box_h = _box(lam, height, width, read)
         mask = 1.0 - box_indicator(x0, x0 + box_w, y0, y0 + box_h, height, width)
         pasted = paste_resized(batch.images[partner], x0, y0, box_w.clamp_min(1), box_h.clamp_min(1))
         images = torch.where(mask.bool(), batch.images, pasted)
-        return Mixed(images=images, mask=mask, lam_requested=lam,
-                     details={"box": torch.stack([x0, y0, box_w, box_h], 1)})
+        return Mixed(images=images, mask=mask, lam_requested=lam, params=read.used,
+                     details={"box": torch.stack([x0, y0, box_w, box_h], 1), **read.derived})
 
 
 register(ResizeMix(INFO, resizemix_mask))

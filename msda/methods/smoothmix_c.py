@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .._render import outer, pixel_centers
 from .._solve import bisect
+from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 from .smoothmix_s import MATCH_LAM, SMOOTHMIX_CENTER
 
@@ -30,7 +31,7 @@ INFO = MethodInfo(
     uses_lam=False,
     params=SMOOTHMIX_CENTER + (
         Param("sigma", "spread σ of the Gaussian, as a fraction of the image side (per axis)", low=0.0,
-              high=10.0, low_open=True, sampled="U(0.25, 0.5)"),
+              high=10.0, low_open=True, sampled=Uniform(0.25, 0.5)),
         MATCH_LAM,
     ),
     notes="By default σ is sampled as in the paper and λ is the mean of the mask; with match_lam=True σ is "
@@ -54,15 +55,15 @@ def smoothmix_c_mask(lam: Tensor, height: int, width: int, read: ParamReader) ->
     Params: ``sigma`` (fraction of the side; U(0.25, 0.5)), ``center_x``/``center_y`` U(0, 1),
     ``match_lam`` (solve σ from λ). Returns [B, 1, H, W] float32; λ is its mean.
     """
-    cx = read.sample_uniform("center_x", 0.0, 1.0)
-    cy = read.sample_uniform("center_y", 0.0, 1.0)
+    cx = read.tensor("center_x")
+    cy = read.tensor("center_y")
     if read.value("match_lam") and read.value("sigma") is None:
         def area(s):
             gy, gx = _profiles(s, cx, cy, height, width)
             return gy.mean(1) * gx.mean(1)
         sigma = bisect(area, 1.0 - lam, 1e-4, 100.0, iters=40, log=True)
     else:
-        sigma = read.sample_uniform("sigma", 0.25, 0.5)
+        sigma = read.tensor("sigma")
     gy, gx = _profiles(sigma.clamp_min(1e-6), cx, cy, height, width)
     return 1.0 - outer(gy, gx)
 

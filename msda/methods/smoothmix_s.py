@@ -19,11 +19,12 @@ from torch import Tensor
 
 from .._render import outer, pixel_centers
 from .._solve import bisect
+from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
 SMOOTHMIX_CENTER = (
-    Param("center_x", "patch centre μ_w, as a fraction of the width", low=0.0, high=1.0, sampled="U(0, 1)"),
-    Param("center_y", "patch centre μ_h, as a fraction of the height", low=0.0, high=1.0, sampled="U(0, 1)"),
+    Param("center_x", "patch centre μ_w, as a fraction of the width", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
+    Param("center_y", "patch centre μ_h, as a fraction of the height", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
 )
 MATCH_LAM = Param(
     "match_lam", "solve σ per sample so the mask's mean is the requested λ (the paper samples σ instead and "
@@ -42,7 +43,7 @@ INFO = MethodInfo(
     uses_lam=False,
     params=SMOOTHMIX_CENTER + (
         Param("sigma", "span σ of the patch, as a fraction of the image side (per axis)", low=0.0, high=4.0,
-              sampled="U(0, 1)"),
+              sampled=Uniform(0.0, 1.0)),
         Param("border", "half-width k of the linear ramp, as a fraction of the span", default=0.2, low=0.0,
               high=1.0, low_open=True),
         MATCH_LAM,
@@ -73,8 +74,8 @@ def smoothmix_s_mask(lam: Tensor, height: int, width: int, read: ParamReader) ->
     the span, default 0.2), ``center_x``/``center_y`` U(0, 1), ``match_lam`` (solve σ from λ).
     Returns [B, 1, H, W] float32; λ is its mean.
     """
-    cx = read.sample_uniform("center_x", 0.0, 1.0)
-    cy = read.sample_uniform("center_y", 0.0, 1.0)
+    cx = read.tensor("center_x")
+    cy = read.tensor("center_y")
     border = read.tensor("border")
     if read.value("match_lam") and read.value("sigma") is None:
         def area(s):
@@ -83,7 +84,7 @@ def smoothmix_s_mask(lam: Tensor, height: int, width: int, read: ParamReader) ->
         # σ = 4 puts the ramp's inner end beyond the far border from any centre: the patch covers everything.
         sigma = bisect(area, 1.0 - lam, 0.0, 4.0, iters=32)
     else:
-        sigma = read.sample_uniform("sigma", 0.0, 1.0)
+        sigma = read.tensor("sigma")
     gy, gx = _profiles(sigma, cx, cy, border, height, width)
     return 1.0 - outer(gy, gx)
 
