@@ -1,4 +1,4 @@
-"""Fourier-domain helpers for FMix-style masks and LMix sharpening.
+"""Fourier-domain helpers for FMix- and LMix-style masks and the optional LMix image sharpening.
 
 The frequency grid and the 1/f^δ decay follow FMix (Harris et al., arXiv:2002.12047): a complex Gaussian
 spectrum scaled by ``1 / max(f, 1/max(H, W))^δ`` and taken back to the image domain with an inverse real FFT.
@@ -34,16 +34,50 @@ def low_pass(decay: Tensor, height: int, width: int) -> Tensor:
     return (f_min / freqs.clamp_min(f_min))[None].pow(decay[:, None, None])
 
 
-def low_frequency_image(noise: Tensor, decay: Tensor, height: int, width: int) -> Tensor:
+def low_frequency_image(noise: Tensor, decay: Tensor, height: int, width: int,
+                        boost: Tensor | None = None) -> Tensor:
     """[B, H, W] grey image: inverse real FFT of the noise spectrum scaled by 1/f^δ.
 
     Args:
         noise: [B, 2, H, W//2 + 1] standard-normal real and imaginary parts.
         decay: [B] δ per sample.
+        boost: optional [B] k: the scaled spectrum is further multiplied by the high-boost gain
+            1 + k·(1 − L_δ) (LMix eq. 5). Where k = 0 the gain is exactly 1, so the image is FMix's, bit for bit.
     """
+    if noise.shape[0] == 0:  # the FFT back ends reject empty batches
+        return noise.new_zeros(0, height, width)
     scale = decay_scale(decay, height, width)
+    if boost is not None:
+        scale = scale * (1.0 + boost[:, None, None] * (1.0 - low_pass(decay, height, width)))
     spectrum = torch.complex(noise[:, 0] * scale, noise[:, 1] * scale)
     return torch.fft.irfft2(spectrum, s=(height, width))
+
+
+def high_pass(cutoff: Tensor, height: int, width: int) -> Tensor:
+    """[B, H, W//2 + 1] Gaussian high-pass 1 − exp(−f²/2f_c²): 0 at DC, rising monotonically with the radial
+    frequency f toward 1; f_c (cycles per pixel) per sample."""
+    freqs = frequency_radius(height, width, cutoff.device)[None]
+    return 1.0 - torch.exp(-(freqs**2) / (2 * cutoff[:, None, None] ** 2))
+
+
+def sharpen(images: Tensor, gain: Tensor, cutoff: Tensor) -> Tensor:
+    """High-boost sharpening F⁻¹[(1 + g·HP_fc)·F(x)] per sample, clamped to each image's own value range.
+
+    The gain is 1 at DC (the mean is kept before clamping), rises with frequency and is bounded by 1 + g.
+    Computed in float32, returned in the images' dtype.
+
+    Args:
+        images: [B, C, H, W]. gain: [B] g ≥ 0. cutoff: [B] f_c in cycles per pixel.
+    """
+    if images.shape[0] == 0:
+        return images
+    height, width = images.shape[-2:]
+    x = images.float()
+    response = 1.0 + gain[:, None, None] * high_pass(cutoff, height, width)
+    sharpened = torch.fft.irfft2(torch.fft.rfft2(x) * response[:, None], s=(height, width))
+    low = x.amin((1, 2, 3), keepdim=True)
+    high = x.amax((1, 2, 3), keepdim=True)
+    return torch.minimum(torch.maximum(sharpened, low), high).to(images.dtype)
 
 
 def keep_top(values: Tensor, count: Tensor, soft: Tensor | None = None) -> Tensor:

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 import msda
 from conftest import make_generator
-from msda.methods.lmix import high_boost
 from msda.methods.saliencymix import saliency_peak
 
 
@@ -238,32 +237,6 @@ def test_resizemix_antialiases_strong_shrinking(device):
                      generator=make_generator(device))(images, torch.tensor([0, 1], device=device))
     pasted = out.images[0, 0][out.mask[0, 0] == 0]
     assert torch.allclose(pasted, torch.full_like(pasted, 0.5), atol=0.05)  # averaged, not aliased
-
-
-# ---------------------------------------------------------------- LMix
-
-def test_lmix_sharpening_keeps_the_mean_and_boosts_high_frequencies(device):
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(2, 3, 32, 32, generator=g).to(device)
-    decay, strength = torch.full((2,), 3.0, device=device), torch.tensor([1.0, 0.0], device=device)
-    sharp = high_boost(images, decay, strength)
-    assert torch.allclose(sharp.mean((1, 2, 3)), images.mean((1, 2, 3)), atol=1e-5)
-    assert torch.equal(sharp[1], images[1])  # k = 0 is the identity
-    detail = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()
-    assert detail(sharp[0]) > 1.3 * detail(images[0])
-
-
-def test_lmix_uses_the_fmix_mask(device):
-    lam = torch.rand(4, generator=make_generator(device), device=device)
-    noise = torch.randn(4, 2, 16, 9, generator=make_generator(device), device=device)
-    assert torch.equal(msda.MASKS["lmix"](lam, 16, 16, noise=noise), msda.MASKS["fmix"](lam, 16, 16, noise=noise))
-
-
-def test_lmix_without_sharpening_is_fmix_mixing(device):
-    images = torch.rand(4, 3, 16, 16, device=device)
-    out = msda.Mixer("lmix", num_classes=2, sharpen=0.0, generator=make_generator(device))(
-        images, torch.arange(4, device=device) % 2)
-    assert torch.allclose(out.images, out.mask * images + (1 - out.mask) * images[out.partner], atol=1e-6)
 
 
 def test_miamix_reports_its_augmentation_draws(miamix_stats):

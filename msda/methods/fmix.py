@@ -11,6 +11,7 @@ from torch import Tensor
 
 from .._checks import describe
 from .._fourier import keep_top, low_frequency_image, spectrum_shape
+from ..distributions import Drawn
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
 FOURIER_PARAMS = (
@@ -19,7 +20,7 @@ FOURIER_PARAMS = (
     Param("max_soft", "half-width of the soft ramp at the mask's edge, as a fraction of the pixels "
           "(FMix's max_soft); 0 gives a binary mask", default=0.0, low=0.0, high=0.5),
     Param("noise", "the complex Gaussian spectrum, real and imaginary parts, shape [B, 2, H, W//2 + 1]",
-          kind="tensor", sampled="N(0, 1) per frequency bin"),
+          kind="tensor", sampled=Drawn("N(0, 1) per frequency bin")),
 )
 
 INFO = MethodInfo(
@@ -41,15 +42,18 @@ def sample_noise(read: ParamReader, height: int, width: int) -> Tensor:
     shape = (read.batch, 2, *spectrum_shape(height, width))
     noise = read.value("noise")
     if noise is None:
-        return torch.randn(shape, generator=read.generator, device=read.device)
+        return read.record("noise", torch.randn(shape, generator=read.generator, device=read.device))
     if tuple(noise.shape) != shape:
         raise ValueError(f"{read.info.name}: noise must have shape {list(shape)}, got {describe(noise)}")
     return noise.to(device=read.device, dtype=torch.float32)
 
 
-def fourier_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tensor:
-    """The FMix mask for any method whose parameters include FOURIER_PARAMS (FMix, LMix)."""
-    grey = low_frequency_image(sample_noise(read, height, width), read.tensor("decay"), height, width)
+def fourier_mask(lam: Tensor, height: int, width: int, read: ParamReader, boost: Tensor | None = None) -> Tensor:
+    """The FMix mask for any method whose parameters include FOURIER_PARAMS (FMix, LMix).
+
+    ``boost``: LMix's high-boost strength k per sample (None for FMix), see :func:`low_frequency_image`.
+    """
+    grey = low_frequency_image(sample_noise(read, height, width), read.tensor("decay"), height, width, boost)
     pixels = height * width
     count = (lam * pixels).round()
     max_soft = read.tensor("max_soft")
