@@ -2,20 +2,69 @@
 
 DeVries, Taylor. "Improved Regularization of Convolutional Neural Networks with Cutout", 2017.
 arXiv:1708.04552.
+
+The fill: the reference code cuts *after* ``Normalize``, so its zeros are the dataset's per-channel mean in
+image space. This project fills with that effect by default: ``fill="batch_mean"`` writes each channel's mean
+over the batch, and a caller that knows the dataset's mean passes it (``fill=(r, g, b)``, as ``msda.train``
+does). ``fill=0.0`` gives the black square of [0, 1] images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Real
+
 import torch
 from torch import Tensor
 
+from .._checks import describe
+
 from .._render import box_indicator, integer_box
+from ..distributions import Uniform
 from ..registry import Batch, MaskMethod, MethodInfo, Mixed, Param, ParamReader, mask_generator, register
+
+def fill_values(fill, images: Tensor) -> Tensor:
+    """The fill as a [C] float32 tensor on the images' device (no host sync for "batch_mean")."""
+    channels = images.shape[1]
+    if isinstance(fill, str):  # "batch_mean", checked by the Param
+        return images.float().mean((0, 2, 3))
+    if isinstance(fill, Tensor):
+        values = fill.to(device=images.device, dtype=torch.float32).flatten()
+    elif isinstance(fill, Real):
+        values = torch.full((1,), float(fill), device=images.device)
+    else:
+        values = torch.tensor([float(v) for v in fill], device=images.device)
+    if values.numel() not in (1, channels):
+        raise ValueError(f"cutout: fill must be one number or {channels} (one per channel), got {describe(fill)}")
+    return values.expand(channels)
+
+
+def check_fill(label: str, value):
+    """The ``fill`` Param's check: "batch_mean", a finite number, or finite numbers (one per channel)."""
+    if isinstance(value, str):
+        if value != "batch_mean":
+            raise ValueError(f"{label} must be 'batch_mean', a number or one number per channel, got {value!r}")
+        return value
+    if isinstance(value, Tensor):
+        if value.ndim > 1 or value.numel() == 0 or not value.is_floating_point() or not bool(value.isfinite().all()):
+            raise ValueError(f"{label} must be a [C] float tensor of finite values, got {describe(value)}")
+        return value
+    if isinstance(value, Real) and not isinstance(value, bool):
+        values = (value,)
+    elif isinstance(value, Sequence) and len(value) > 0:
+        values = tuple(value)
+    else:
+        raise ValueError(f"{label} must be 'batch_mean', a number or one number per channel, got {describe(value)}")
+    if not all(isinstance(v, Real) and not isinstance(v, bool) and torch.isfinite(torch.tensor(float(v)))
+               for v in values):
+        raise ValueError(f"{label} must hold finite numbers, got {describe(value)}")
+    return value
+
 
 INFO = MethodInfo(
     name="cutout",
     title="Cutout",
-    summary="Fills one square of the image with a constant (zero) and keeps the label unchanged.",
+    summary="Fills one square of the image with the mean colour and keeps the label unchanged.",
     formula=r"\tilde x = M\odot x + (1-M)\,c,\quad \tilde y = y",
     paper='DeVries, Taylor, "Improved Regularization of Convolutional Neural Networks with Cutout", 2017',
     arxiv="1708.04552",
@@ -25,9 +74,11 @@ INFO = MethodInfo(
     mixes_labels=False,
     params=(
         Param("size", "side of the square, as a fraction of the shorter image side", default=0.5, low=0.0, high=1.0),
-        Param("center_x", "square centre, as a fraction of the width", low=0.0, high=1.0, sampled="U(0, 1)"),
-        Param("center_y", "square centre, as a fraction of the height", low=0.0, high=1.0, sampled="U(0, 1)"),
-        Param("fill", "value written into the square", default=0.0, per_sample=False),
+        Param("center_x", "square centre, as a fraction of the width", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
+        Param("center_y", "square centre, as a fraction of the height", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
+        Param("fill", "what the square is filled with: 'batch_mean' (each channel's mean over the batch), a "
+              "number, or one number per channel (the dataset's mean)", default="batch_mean", kind="other",
+              per_sample=False, validator=check_fill),
     ),
     notes="The square is clipped at the border, so near an edge less than size² is cut. λ is not used.",
 )
@@ -41,8 +92,8 @@ def cutout_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tens
     width/height, U(0, 1) when not pinned). Returns [B, 1, H, W] float32.
     """
     side = read.tensor("size") * min(height, width)
-    x0, x1 = integer_box(read.sample_uniform("center_x", 0.0, 1.0) * width, side, width)
-    y0, y1 = integer_box(read.sample_uniform("center_y", 0.0, 1.0) * height, side, height)
+    x0, x1 = integer_box(read.tensor("center_x") * width, side, width)
+    y0, y1 = integer_box(read.tensor("center_y") * height, side, height)
     return 1.0 - box_indicator(x0, x1, y0, y1, height, width)
 
 
@@ -53,10 +104,11 @@ class Cutout(MaskMethod):
     def mix(self, batch, partner, lam, *, alpha, generator, params):
         lam = self.draw_lam(lam, alpha, batch, generator)
         height, width = batch.images.shape[-2:]
-        mask = self.render_mask(lam, height, width, generator=generator, params=params)
-        fill = float(params.get("fill", 0.0))
-        images = batch.images * mask.to(batch.images.dtype) + (1.0 - mask.to(batch.images.dtype)) * fill
-        return Mixed(images=images, mask=mask, lam=torch.ones_like(lam), lam_requested=lam)
+        mask, read = self.render(lam, height, width, generator=generator, params=params)
+        fill = read.record("fill", fill_values(read.value("fill"), batch.images))
+        keep = mask.to(batch.images.dtype)
+        images = batch.images * keep + (1.0 - keep) * fill.to(batch.images.dtype)[None, :, None, None]
+        return Mixed(images=images, mask=mask, lam=torch.ones_like(lam), lam_requested=lam, params=read.used)
 
 
 register(Cutout(INFO, cutout_mask))
