@@ -1,6 +1,6 @@
 """MiAMix: several masks of different methods, augmented and merged, per sample.
 
-Liang, Liang, Huang, Xu, Bai. "MiAMix: Enhancing Image Classification through a Multi-stage Augmented Mixed
+Liang, Liang, Jia. "MiAMix: Enhancing Image Classification through a Multi-stage Augmented Mixed
 Sample Data Augmentation Method", Processes 2023. arXiv:2308.02804 (miamix.md §3.2, Algorithm 1, Table 2).
 
 Per sample (all of it batched — the loops below run over mask layers and candidate methods, never over
@@ -49,7 +49,7 @@ INFO = MethodInfo(
             "image with another view of itself.",
     formula=r"(\lambda_1..\lambda_k,\lambda_{k+1}) \sim \mathrm{Dir}(\alpha,..,\alpha,k\alpha),\ "
             r"M = \textstyle\prod_i \operatorname{aug}(m_i(1-\lambda_i)),\ \lambda = \tfrac{1}{HW}\sum M",
-    paper='Liang et al., "MiAMix: Enhancing Image Classification through a Multi-stage Augmented Mixed Sample '
+    paper='Liang, Liang, Jia, "MiAMix: Enhancing Image Classification through a Multi-stage Augmented Mixed Sample '
           'Data Augmentation Method", Processes 2023',
     arxiv="2308.02804",
     default_alpha=2.0,
