@@ -93,8 +93,10 @@ def fine_grained(images: Tensor) -> Tensor:
     extended, pad_y, pad_x = _edge_extended_integral(grey)
     ys = torch.arange(height, device=device)
     xs = torch.arange(width, device=device)
-    on_sum = torch.zeros_like(grey)
-    off_sum = torch.zeros_like(grey)
+    # OpenCV truncates g − mean and mean − g to bytes (0 when negative): per scale that is trunc(g − mean) split
+    # by sign, so the on and off sums are (Σ|t| ± Σt) / 2 — two running sums instead of two clamped copies.
+    signed_sum = torch.zeros_like(grey)
+    magnitude_sum = torch.zeros_like(grey)
     for half_side in FINE_GRAINED_SCALES:
         # OpenCV's box: rows y − n + 1 … y + n and columns x − n + 1 … x + n, clipped to the image; the mean
         # of the surround excludes the centre pixel. Past the image's size a larger n clips the same way.
@@ -109,12 +111,11 @@ def fine_grained(images: Tensor) -> Tensor:
         rows = (ys + n_y + 1).clamp(0, height) - (ys - n_y + 1).clamp(0, height)
         cols = (xs + n_x + 1).clamp(0, width) - (xs - n_x + 1).clamp(0, width)
         surround = (rows[:, None] * cols[None, :] - 1).clamp_min(1).float()
-        # OpenCV truncates g − mean and mean − g to bytes; the second is the first negated, exactly.
-        contrast = torch.sub(grey, box.sub_(grey).div_(surround))
-        on_sum += contrast.clamp_min(0).floor_()
-        off_sum += contrast.neg_().clamp_min_(0).floor_()
-    on_bytes = _normalise_to_bytes(on_sum)
-    off_bytes = _normalise_to_bytes(off_sum)
+        truncated = torch.sub(grey, box.sub_(grey).div_(surround)).trunc_()
+        signed_sum += truncated
+        magnitude_sum += truncated.abs_()
+    on_bytes = _normalise_to_bytes((magnitude_sum + signed_sum) / 2)
+    off_bytes = _normalise_to_bytes((magnitude_sum - signed_sum) / 2)
     peak = torch.maximum(on_bytes.amax((1, 2)), off_bytes.amax((1, 2))).clamp_min(1)[:, None, None]
     # 255·(on + off)/max is exact in double and rounds to floor(n / d) for these small integers; it can pass
     # 255 where on and off are both high, and OpenCV's cast to a byte then keeps the low byte (mod 256).
