@@ -288,3 +288,14 @@ def test_saliencymix_mask_matches_the_mixer(device):
     assert torch.equal(saliencymix_mask(lam, images[out.partner], saliency="spectral_residual"),
                        msda.Mixer("saliencymix", num_classes=4, saliency="spectral_residual",
                                   generator=make_generator(device))(images, labels, lam=0.7).mask)
+
+
+def test_saliencymix_params_replay_the_mix_without_the_detector(device, monkeypatch):
+    images, labels = _batch(device)
+    mixer = msda.Mixer("saliencymix", num_classes=4, generator=make_generator(device))
+    first = mixer(images, labels)
+    assert first.params["saliency"] == "fine_grained"
+    assert torch.equal(torch.stack([first.params["center_x"], first.params["center_y"]], 1), first.details["peak"])
+    monkeypatch.setattr(saliencymix_module, "saliency_map", lambda *a, **k: pytest.fail("detector ran on replay"))
+    again = mixer(images, labels, params=first.params)
+    assert torch.equal(again.mask, first.mask) and torch.equal(again.images, first.images)

@@ -90,13 +90,17 @@ def saliency_peak(images: Tensor, saliency: str = "fine_grained", size: int = 64
 
 
 def _box_centres(read: ParamReader, partner_images: Tensor) -> tuple[Tensor, Tensor]:
-    """Pinned centres where given, the partner's saliency peak elsewhere (the detector runs only if needed)."""
+    """Pinned centres where given, the partner's saliency peak elsewhere (the detector runs only if needed).
+
+    The centres used — pinned or detected — are recorded in ``read.used``: passed back, they replay the box
+    without running the detector.
+    """
+    detector, size = read.value("saliency"), int(read.value("saliency_size"))
     detected: list[tuple[Tensor, Tensor]] = []
 
     def peak(axis: int) -> Tensor:
         if not detected:
-            detected.append(saliency_peak(partner_images, read.value("saliency"),
-                                          int(read.value("saliency_size"))))
+            detected.append(saliency_peak(partner_images, detector, size))
         return detected[0][axis]
 
     return read.tensor("center_x", lambda n: peak(0)), read.tensor("center_y", lambda n: peak(1))
@@ -113,7 +117,7 @@ class SaliencyMix(MaskMethod):
         mask = get_method("cutmix").render_mask(lam, height, width, generator=generator,
                                                 params={"center_x": center_x, "center_y": center_y})
         return Mixed(images=blend_into(partner_images, batch.images, mask), mask=mask, lam_requested=lam,
-                     details={"peak": torch.stack([center_x, center_y], 1)})
+                     details={"peak": torch.stack([center_x, center_y], 1)}, params=read.used)
 
 
 def saliencymix_mask(lam: Tensor, partner_images: Tensor, *, generator: torch.Generator | None = None,
