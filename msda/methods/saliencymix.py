@@ -3,7 +3,7 @@
 Uddin, Monira, Shin, Chung, Bae. "SaliencyMix: A Saliency Guided Data Augmentation Strategy for Better
 Regularization", ICLR 2021. arXiv:2006.01791.
 
-Detector. The paper (§3) takes the saliency map of the source image with Montabone & Soto's detector
+Detector. The paper takes the saliency map of the source image with Montabone & Soto's detector
 ("Human detection using a mobile platform and novel features derived from a visual saliency mechanism",
 Image and Vision Computing 2010), and its official code calls OpenCV's ``StaticSaliencyFineGrained``. The
 default ``saliency="fine_grained"`` is that detector re-implemented batched in torch
