@@ -18,8 +18,9 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 import msda  # noqa: E402
-from app.lib import figures  # noqa: E402
+from app.lib import export, figures, pictures  # noqa: E402
 from app.lib.cards import Settings, method_card  # noqa: E402
+from app.lib.focus import focus_view  # noqa: E402
 from app.lib.miamix_view import METHOD as MIAMIX  # noqa: E402
 from app.lib.miamix_view import miamix_section  # noqa: E402
 from app.lib.pair import Pair, choose_image  # noqa: E402
@@ -31,20 +32,54 @@ torch.set_num_threads(1)
 
 WORKING_SIZES = (32, 64, 128, 224, 256)
 DEFAULT_A, DEFAULT_B = 0, 1  # astronaut, cat
-COLUMNS = 3  # cards per row: legible on a projector with the sidebar open
+CARD_MIN_WIDTH = 330
+"""px: the grid fits as many cards of at least this width as the page has room for (three at 1440 px with the
+sidebar open, two at 1024 px with it open, one on a phone), so thumbnails stay at 150 px or more."""
 
 st.set_page_config(page_title="MSDA Lab · Mask Explorer", layout="wide")
-st.html("""<style>
-[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }
-[class*="st-key-card-"] .katex-display { overflow-x: auto; overflow-y: hidden; margin: 0.2em 0; }
+st.html(f"""<style>
+[data-testid="stMainBlockContainer"] {{ padding-top: 1.5rem; padding-left: 2rem; padding-right: 2rem; }}
+.st-key-cards {{ display: grid !important; grid-template-columns: repeat(auto-fill, minmax({CARD_MIN_WIDTH}px, 1fr));
+  gap: 0.75rem; align-items: start; }}
+.st-key-cards > * {{ min-width: 0; width: auto !important; }}
+[class*="st-key-card-"] {{ min-width: 0; overflow-wrap: anywhere; }}
+[class*="st-key-card-"] .katex {{ font-size: 1.05em; }}
+[class*="st-key-card-"] h3 {{ padding-top: 0; }}
+[class*="st-key-focus-"] [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
+[class*="st-key-focus-"] [data-testid="stColumn"] {{ min-width: 300px; }}
+{pictures.STYLE}
 </style>""")
+PRESENTATION_STYLE = """<style>
+html { font-size: 20px; }
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"]
+  { display: none !important; }
+.st-key-cards { grid-template-columns: repeat(auto-fill, minmax(400px, 1fr)); }
+</style>"""
 
 
 def _next_seed() -> None:
     st.session_state.seed = (st.session_state.seed + 1) % (2**31)
 
 
-def sidebar_controls() -> tuple[Pair, Settings]:
+def lam_controls(compact: bool) -> tuple[str, float, int]:
+    """λ mode, λ and seed with the resample button: in the sidebar, or in one bar at the top (presentation)."""
+    if "seed" not in st.session_state:
+        st.session_state.seed = 0
+    if compact:
+        mode_box, lam_box, seed_box, button_box = st.columns([2.2, 3, 1.4, 1], vertical_alignment="bottom")
+    else:
+        mode_box = lam_box = st.container()
+        seed_box, button_box = st.columns([3, 2], vertical_alignment="bottom")
+    lam_mode = mode_box.radio("λ", ("pinned", "drawn from Beta(α, α)"), horizontal=True, key="lam_mode",
+                              help="λ is the share of A the mix is asked for; each card shows what it got.")
+    lam = lam_box.slider("requested λ", 0.0, 1.0, 0.6, 0.01, key="lam", disabled=lam_mode != "pinned")
+    seed = int(seed_box.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="seed"))
+    button_box.button("resample", on_click=_next_seed, help="Next seed: new random draws for every method.",
+                      key="resample")
+    return lam_mode, float(lam), seed
+
+
+def sidebar_controls(presentation: bool) -> tuple[Pair, Settings]:
     with st.sidebar:
         st.header("Images")
         size = st.select_slider("Working size (pixels)", WORKING_SIZES, value=224, key="size",
@@ -52,19 +87,16 @@ def sidebar_controls() -> tuple[Pair, Settings]:
         image_a = choose_image("A", DEFAULT_A, size)
         image_b = choose_image("B", DEFAULT_B, size)
         st.header("Mixing")
-        lam_mode = st.radio("λ", ("pinned", "drawn from Beta(α, α)"), horizontal=True, key="lam_mode",
-                            help="λ is the share of A the mix is asked for; each card shows what it got.")
-        lam = st.slider("requested λ", 0.0, 1.0, 0.6, 0.01, key="lam", disabled=lam_mode != "pinned")
         alpha = st.slider("α", 0.1, 5.0, 1.0, 0.1, key="alpha",
                           help="Concentration of the λ prior Beta(α, α); MiAMix: Dir(α, …, α, k·α).")
-        if lam_mode == "pinned":
-            st.caption("With λ pinned, α only changes MiAMix (how its layers share 1 − λ) and the plot.")
-        if "seed" not in st.session_state:
-            st.session_state.seed = 0
-        seed_box, button_box = st.columns([3, 2], vertical_alignment="bottom")
-        seed = int(seed_box.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="seed"))
-        button_box.button("resample", on_click=_next_seed, help="Next seed: new random draws for every method.")
-    settings = Settings(lam=float(lam) if lam_mode == "pinned" else None, alpha=float(alpha), seed=seed)
+        if not presentation:
+            lam_mode, lam, seed = lam_controls(compact=False)
+            if lam_mode == "pinned":
+                st.caption("With λ pinned, α only changes MiAMix (how its layers share 1 − λ) and the plot.")
+    if presentation:
+        with st.container(key="top-bar"):
+            lam_mode, lam, seed = lam_controls(compact=True)
+    settings = Settings(lam=lam if lam_mode == "pinned" else None, alpha=float(alpha), seed=seed)
     return Pair(image_a, image_b, size), settings
 
 
@@ -78,11 +110,17 @@ def pair_row(pair: Pair, settings: Settings) -> None:
     for column, image, role in ((col_a, pair.a, "own image, mask 1"), (col_b, pair.b, "partner, mask 0")):
         with column:
             st.markdown(f"**{image.slot}** · {image.class_name}")
-            st.image(image.pixels, width="stretch")
+            st.markdown(pictures.panels_html([pictures.panel_html(pictures.png_uri(image.pixels), image.slot,
+                                                                  pair.size, alt=f"image {image.slot}")]),
+                        unsafe_allow_html=True)
             st.caption(f"{role} · {image.source}: {image.history}")
+    col_b.download_button("Download the pair (PNG)", data=lambda: export.pair_png(pair.a.pixels, pair.b.pixels),
+                          file_name=export.PAIR_FILE.format(size=pair.size), mime="image/png", on_click="ignore",
+                          key="pair:download", help="A and B at the working size: the exported code of an "
+                          "uploaded pair reads this file.")
     with col_prior:
         st.plotly_chart(figures.figure(beta_prior_spec(settings.alpha, settings.lam)), config=figures.CHART_CONFIG,
-                        theme=None)
+                        theme=None, key="prior:beta")
         st.markdown(
             f'Masks: <span style="background:{figures.COLOUR_A};padding:0 6px">1 = A</span> '
             f'<span style="background:{figures.COLOUR_B};color:white;padding:0 6px">0 = B</span>, '
@@ -93,32 +131,34 @@ def pair_row(pair: Pair, settings: Settings) -> None:
 
 
 def method_grid(pair: Pair, settings: Settings) -> None:
-    """The cards, three per row; the methods that need logits (HardMix) come last, and MiAMix's card and stages
-    fill the last row and a full-width row below it."""
+    """Every card in one grid (as many columns as fit, see :data:`CARD_MIN_WIDTH`); the methods that need
+    logits (HardMix) come last, then MiAMix, whose stages fill a full-width section under the grid."""
     infos = msda.methods_info()
     names = sorted((name for name in msda.METHODS if name != MIAMIX), key=lambda name: infos[name].needs_logits)
-    leftover = len(names) % COLUMNS
-    if leftover > COLUMNS - 2:  # no room for MiAMix's card and its summary beside them
-        leftover = 0
-    for start in range(0, len(names) - leftover, COLUMNS):
-        for column, name in zip(st.columns(COLUMNS, gap="small"), names[start:start + COLUMNS]):
-            with column:
-                method_card(name, pair, settings)
-    last_row = st.columns([1] * (leftover + 1) + [COLUMNS - leftover - 1], gap="small")
-    below = st.container()
-    for column, name in zip(last_row, names[len(names) - leftover:]):
-        with column:
+    grid = st.container(key="cards")
+    side, below = st.container(), st.container()
+    with grid:
+        for name in names:
             method_card(name, pair, settings)
-    with last_row[leftover]:
-        miamix_section(pair, settings, last_row[leftover + 1], below)
+        miamix_section(pair, settings, side, below)
 
 
 started = time.perf_counter()
-st.title("Mask Explorer")
-st.markdown(f"Every method of `msda` ({len(msda.METHODS)}) mixes **A** with **B**; each card shows sample A "
-            "of the batch [A, B]. Change the pair and the controls in the sidebar, a method's own parameters "
-            "on its card.")
-pair, settings = sidebar_controls()
-pair_row(pair, settings)
-method_grid(pair, settings)
+header, toggles = st.columns([4, 1.6], vertical_alignment="bottom")
+header.title("Mask Explorer")
+presentation = toggles.toggle("presentation", key="presentation",
+                              help="For teaching: no sidebar, λ and seed in a bar at the top, larger type.")
+focus = toggles.toggle("focus view", key="focus", help="One to three methods side by side, large, with their "
+                       "parameters beside the mask and a λ sweep that plays in the browser.")
+if presentation:
+    st.html(PRESENTATION_STYLE)
+pair, settings = sidebar_controls(presentation)
+if focus:
+    focus_view(pair, settings)
+else:
+    st.markdown(f"Every method of `msda` ({len(msda.METHODS)}) mixes **A** with **B**; each card shows sample A "
+                "of the batch [A, B]. Change the pair and the controls in the sidebar, a method's own parameters "
+                "on its card.")
+    pair_row(pair, settings)
+    method_grid(pair, settings)
 st.sidebar.caption(f"msda {msda.__version__} · page drawn in {time.perf_counter() - started:.2f} s")

@@ -1,27 +1,40 @@
-"""One card per method: what it is, the mixed image and its mask, λ, the mixed label, mask statistics, the
-method's parameters and the export. Every card is a fragment: changing a card's parameter reruns that card."""
+"""One card per method: what it is, the mixed image and its mask, λ, the mixed label, mask statistics, every
+value the mix drew, the method's parameters and the export. Every card is a fragment: changing a card's
+parameter reruns that card.
+
+Everything a card shows of a mix is read from what msda returns (``MixOutput.params`` for the draws,
+``details`` for what was derived from them); nothing is recomputed here. Widget keys are ``{method}:{role}``
+— unique by construction, never derived from content — so no two cards can collide whatever they draw.
+"""
 
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 import msda
 from msda import MethodInfo
 
-from . import export, figures
+from . import export, figures, pictures
+from .formulas import formula_markdown
 from .mixing import MixView, cached_mix_view
 from .pair import Pair
-from .params import parameter_controls
+from .params import ParameterControls
 
-FORMULA_SIZE = r"\small "
-"""KaTeX size command in front of every formula: the longer ones then fit a card of a three-column grid."""
 UNUSED_LAM = 0.5
 """λ passed to methods that do not use it: the mix is the same for any pinned λ, and a fixed value lets the
 cache keep it while the λ slider moves."""
+
+AREA_PARAMS = {"gmix": "sigma", "agmix": "sigma", "smoothmix_s": "sigma", "smoothmix_c": "sigma",
+               "resizemix": "tau", "cutout": "size"}
+"""The parameter that decides a method's mask area when it is pinned (then the requested λ is not applied)."""
+
+SYMBOLS = {"sigma": "σ", "theta": "θ", "tau": "τ", "q": "q", "k": "k", "lam": "λ"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,10 @@ class Settings:
 
 
 def lam_applies(info: MethodInfo, params: dict[str, Any]) -> bool:
-    """Whether the requested λ shapes this method's mask (``match_lam`` switches it on where it exists)."""
+    """Whether the requested λ shapes this method's mask: ``match_lam`` switches it on where it exists, and
+    a pinned area parameter (:data:`AREA_PARAMS`) switches it off."""
+    if AREA_PARAMS.get(info.name) in params:
+        return False
     return info.uses_lam or params.get("match_lam") is True
 
 
@@ -44,8 +60,12 @@ def unused_controls(info: MethodInfo, params: dict[str, Any]) -> list[str]:
     (That α only matters for drawn λ — and for MiAMix's layer split — is page-wide and said by the α slider.)
     """
     notes = []
-    uses_lam = lam_applies(info, params)
-    if not uses_lam:
+    area = AREA_PARAMS.get(info.name)
+    if area in params:
+        symbol = SYMBOLS.get(area, area)
+        notes.append(f"**λ** — {symbol} is pinned at {params[area]:g}, and {symbol} decides the mask's area; "
+                     f"unpin {symbol} to have the requested λ applied")
+    elif not lam_applies(info, params):
         if any(p.name == "match_lam" for p in info.params):
             notes.append("**λ** — the patch size is sampled, as in the paper, and λ is read off the mask; "
                          "switch on *match lam* under Parameters to use the requested λ")
@@ -53,7 +73,7 @@ def unused_controls(info: MethodInfo, params: dict[str, Any]) -> list[str]:
             notes.append(f"**λ** — {info.title} takes no λ")
     if info.default_alpha is None:
         notes.append(f"**α** — {info.title} has no λ prior")
-    elif not uses_lam:
+    elif not lam_applies(info, params):
         notes.append("**α** — λ is not used")
     return notes
 
@@ -79,7 +99,7 @@ def _label_bar(names: tuple[str, str], weights: tuple[float, float]) -> str:
 
 def _short_number(value: float) -> str:
     """Two decimals, or two significant digits for small values (a wide Gaussian's slope is ~0.004)."""
-    return f"{value:.2f}" if value >= 0.095 or value == 0 else f"{value:.2g}"
+    return f"{value:.2f}" if abs(value) >= 0.095 or value == 0 else f"{value:.2g}"
 
 
 def _paper_line(info: MethodInfo) -> str:
@@ -87,66 +107,159 @@ def _paper_line(info: MethodInfo) -> str:
     return f"{info.paper}{link}"
 
 
-def _export(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings) -> None:
+def _value_text(name: str, value: Any) -> str | None:
+    """A drawn value in a few characters, or None for what does not read as numbers (a spectrum, a mask)."""
+    if isinstance(value, np.ndarray):
+        if value.size == 1:
+            value = value.item()
+        elif value.size <= 4 and value.ndim == 1:
+            return "(" + ", ".join(_value_text(name, v) or "?" for v in value.tolist()) + ")"
+        else:
+            return f"{'×'.join(map(str, value.shape))} array"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = _short_number(value)
+        return f"{text} rad ({math.degrees(value):.0f}°)" if name == "theta" else text
+    if isinstance(value, (tuple, list)):
+        return ", ".join(str(v) for v in value)
+    return str(value) if value is not None else None
+
+
+def draws_text(draws: dict[str, Any], derived: dict[str, Any], pinned: set[str]) -> list[str]:
+    """"name value" for every value the mix used (pinned ones marked), then what msda derived from them;
+    ``x``/``y`` pairs read as one point."""
+    items: list[str] = []
+    names = list(draws)
+    for name in names:
+        if name.endswith("_y") and name[:-2] + "_x" in draws:
+            continue
+        label = SYMBOLS.get(name, name.replace("_", " "))
+        value = draws[name]
+        if isinstance(value, dict):  # nested per-layer entries (MiAMix)
+            inner = draws_text(value, {}, set())
+            if inner:
+                items.append(f"{label}: " + ", ".join(inner))
+            continue
+        if name.endswith("_x") and name[:-2] + "_y" in draws:
+            x, y = _value_text(name, value), _value_text(name, draws[name[:-2] + "_y"])
+            label = {"center": "centre"}.get(name[:-2], name[:-2].replace("_", " "))
+            text = f"({x}, {y})"
+            was_pinned = name in pinned or name[:-2] + "_y" in pinned
+        else:
+            text = _value_text(name, value)
+            was_pinned = name in pinned
+        if text is not None:
+            items.append(f"{label} {text}" + (" (pinned)" if was_pinned else ""))
+    for name, value in derived.items():
+        if isinstance(value, np.ndarray) and value.size > 4 or isinstance(value, (dict, list, tuple)):
+            continue  # stages and masks have their own figures
+        text = _value_text(name, value)
+        if text is not None and name not in draws:
+            items.append(f"{SYMBOLS.get(name, name.replace('_', ' '))} {text} (derived)")
+    return items
+
+
+def _export(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings,
+            prefix: str) -> None:
     if info.notes:
         st.markdown(f"**Notes.** {info.notes}")
     left, right = st.columns(2)
     left.download_button("Mixed image (PNG)", data=lambda: export.mixed_png(view.mixed), on_click="ignore",
-                         file_name=f"{info.name}_mixed.png", mime="image/png", key=f"{info.name}:download_mixed")
+                         file_name=f"{info.name}_mixed.png", mime="image/png", key=f"{prefix}:download_mixed")
     right.download_button("Mask (PNG)", data=lambda: export.mask_png(view.mask), on_click="ignore",
-                          file_name=f"{info.name}_mask.png", mime="image/png", key=f"{info.name}:download_mask")
+                          file_name=f"{info.name}_mask.png", mime="image/png", key=f"{prefix}:download_mask")
     alpha_used = info.default_alpha is not None
-    st.code(export.mixer_snippet(info.name, params=params, alpha=settings.alpha if alpha_used else None,
-                                 seed=settings.seed, lam=settings.lam, size=pair.size,
-                                 class_names=pair.class_names, needs_logits=info.needs_logits), language="python")
+    st.markdown("**Reproduce this card** (runs as pasted; saves its mixed image and mask):")
+    st.code(reproduce_code(info, params, pair, settings), language="python", wrap_lines=True)
+    st.markdown("**In a training loop:**")
+    st.code(export.training_snippet(info.name, params=params, alpha=settings.alpha if alpha_used else None,
+                                    needs_logits=info.needs_logits), language="python", wrap_lines=True)
+
+
+def reproduce_code(info: MethodInfo, params: dict[str, Any], pair: Pair, settings: Settings) -> str:
+    """The card's self-contained code (see :func:`export.reproduce_snippet`)."""
+    lam = settings.lam if lam_applies(info, params) or settings.lam is None else UNUSED_LAM
+    return export.reproduce_snippet(info.name, params=params,
+                                    alpha=settings.alpha if info.default_alpha is not None else None,
+                                    seed=settings.seed, lam=lam, photos=(pair.a.photo, pair.b.photo),
+                                    size=pair.size, class_names=pair.class_names, needs_logits=info.needs_logits)
+
+
+def card_view(name: str, pair: Pair, settings: Settings, params: dict[str, Any]) -> MixView:
+    """The mix a card shows (cached): sample A of the batch [A, B] under the page's settings and ``params``.
+    Raises msda's ValueError for a refused parameter combination."""
+    info = msda.methods_info()[name]
+    lam = settings.lam if lam_applies(info, params) or settings.lam is None else UNUSED_LAM
+    return cached_mix_view(name, pair.key, pair.images, lam=lam, alpha=settings.alpha, seed=settings.seed,
+                           params=params)
+
+
+def pictures_html(view: MixView, size: int) -> str:
+    return pictures.panels_html([pictures.panel_html(view.mixed_uri, "mixed image", size),
+                                 pictures.panel_html(view.mask_uri, "mask (weight of A)", size, colour_bar=True,
+                                                     alt="mask")])
+
+
+def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings) -> None:
+    """λ, the label, the mask statistics, every draw and the notes of a card (into the current container)."""
+    uses_lam = lam_applies(info, params)
+    st.markdown(_lam_line(info, view, uses_lam, settings))
+    names = pair.class_names
+    st.markdown(f"label: **{names[0]} {view.label[0]:.2f}** / **{names[1]} {view.label[1]:.2f}**")
+    st.html(_label_bar(names, view.label))
+    st.markdown(f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
+                f"partner regions {view.regions}")
+    drawn = draws_text(view.draws, view.stages if info.name != "miamix" else {}, set(params))
+    if drawn:
+        st.markdown("**This mix used:** " + " · ".join(drawn))
+    if info.needs_logits:
+        st.caption(f"{info.title} needs a model's predictions. Here they are made up: the “model” predicts "
+                   "A's class for both images, so B counts as misclassified and is the only source of "
+                   f"patches. {info.title} with a trained checkpoint's predictions: the {info.title} page.")
+    if info.mixes_labels and view.partner == 0:
+        st.caption("A was mixed with another view of itself (self-mixing), so its label is not mixed.")
+    unused = unused_controls(info, params)
+    if unused:
+        st.caption("Not applied here: " + "; ".join(unused) + ".")
+    elif info.default_alpha not in (None, settings.alpha):
+        st.caption(f"α = {settings.alpha:g} from the sidebar; {info.title}'s own default is "
+                   f"{info.default_alpha:g}.")
 
 
 def render_card(name: str, pair: Pair, settings: Settings) -> MixView | None:
-    """Draw the card of method ``name``; returns what was shown (None when the parameters were refused)."""
+    """Draw the card of method ``name`` in the grid; returns what was shown (None when the parameters were
+    refused)."""
     info = msda.methods_info()[name]
     with st.container(border=True, key=f"card-{name}"):
         st.markdown(f"### {info.title}")
         st.markdown(info.summary)
         st.caption(_paper_line(info))
-        st.latex(FORMULA_SIZE + info.formula)
+        st.markdown(f'<div class="msda-formula">\n\n{formula_markdown(info.formula)}\n\n</div>',
+                    unsafe_allow_html=True)
         body = st.container()
         with st.expander("Parameters"):
-            params, problems = parameter_controls(info)
+            controls = ParameterControls(info)
+            params, problems = controls.draw()
         more = st.expander("Notes, export and code")
-    uses_lam = lam_applies(info, params)
     with body:
         if problems:
             st.error(f"{info.title}: " + " ".join(problems))
+            controls.clear_draws("fix the parameters above")
             return None
-        lam = settings.lam if uses_lam or settings.lam is None else UNUSED_LAM
         try:
-            view = cached_mix_view(name, pair.key, pair.images, lam=lam, alpha=settings.alpha, seed=settings.seed,
-                                   params=params)
+            view = card_view(name, pair, settings, params)
         except ValueError as error:
             st.error(f"{info.title}: {error}")
+            controls.clear_draws("fix the parameters above")
             return None
-        st.plotly_chart(figures.figure(figures.card_spec(view.mixed_uri, view.mask)), config=figures.CHART_CONFIG,
-                        theme=None)
-        st.markdown(_lam_line(info, view, uses_lam, settings))
-        names = pair.class_names
-        st.markdown(f"label: **{names[0]} {view.label[0]:.2f}** / **{names[1]} {view.label[1]:.2f}**")
-        st.html(_label_bar(names, view.label))
-        st.markdown(f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
-                    f"partner regions {view.regions}")
-        if info.needs_logits:
-            st.caption(f"{info.title} needs a model's predictions. Here they are made up: the “model” predicts "
-                       "A's class for both images, so B counts as misclassified and is the only source of "
-                       f"patches. {info.title} with a trained checkpoint's predictions: the {info.title} page.")
-        if info.mixes_labels and view.partner == 0:
-            st.caption("A was mixed with another view of itself (self-mixing), so its label is not mixed.")
-        unused = unused_controls(info, params)
-        if unused:
-            st.caption("Not applied here: " + "; ".join(unused) + ".")
-        elif info.default_alpha not in (None, settings.alpha):
-            st.caption(f"α = {settings.alpha:g} from the sidebar; {info.title}'s own default is "
-                       f"{info.default_alpha:g}.")
+        st.markdown(pictures_html(view, pair.size), unsafe_allow_html=True)
+        card_facts(info, view, params, pair, settings)
+    controls.show_draws(view.draws, view.stages)
     with more:
-        _export(info, view, params, pair, settings)
+        _export(info, view, params, pair, settings, info.name)
     return view
 
 

@@ -140,3 +140,39 @@ def prior_spec(x: np.ndarray, curves: list[tuple[str, np.ndarray]], marks: list[
               "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "bgcolor": "rgba(0,0,0,0)"},
               "shapes": shapes, "annotations": annotations}
     return {"data": traces, "layout": layout}
+
+
+def sweep_spec(mixed_uris: list[str], mask_uris: list[str], labels: list[str], captions: list[str],
+               start: int, *, slider_title: str, height: int = 400) -> dict:
+    """The mixed image and its mask for each value of a sweep, as plotly frames played in the browser: a
+    slider (and a play button) switches frames with no round trip to the server.
+
+    ``labels`` name the slider's steps; ``captions`` (one per frame) are shown above the panels; the figure
+    opens at frame ``start``.
+    """
+    layout = grid_layout(1, 2, ["mixed image", "mask (weight of A)"], gap=0.03, title_size=15)
+    caption = {"text": captions[start], "x": 0.5, "y": 1.0, "xref": "paper", "yref": "paper", "yshift": 24,
+               "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}}
+
+    def traces(index: int) -> list[dict]:
+        return [_image(mixed_uris[index], 0), _image(mask_uris[index], 1)]
+
+    frames = [{"name": str(index), "data": traces(index),
+               "layout": {"annotations": layout["annotations"] + [dict(caption, text=captions[index])]}}
+              for index in range(len(labels))]
+    step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    slider = {"active": start, "currentvalue": {"prefix": f"{slider_title} = ", "font": {"size": 15}},
+              "pad": {"t": 8, "b": 4}, "len": 0.86, "x": 0.14,
+              "steps": [{"label": label, "method": "animate", "args": [[str(index)], step_args]}
+                        for index, label in enumerate(labels)]}
+    play = {"type": "buttons", "showactive": False, "x": 0.0, "y": 0, "xanchor": "left", "yanchor": "top",
+            "pad": {"t": 36}, "direction": "left",
+            "buttons": [{"label": "▶ play", "method": "animate",
+                         "args": [None, {"mode": "immediate", "fromcurrent": True, "transition": {"duration": 0},
+                                         "frame": {"duration": 180, "redraw": True}}]}]}
+    layout.update(height=height, margin={"l": 0, "r": 0, "t": 56, "b": 96}, font=FONT, plot_bgcolor="white",
+                  sliders=[slider], updatemenus=[play])
+    layout["annotations"] = layout["annotations"] + [caption]
+    for annotation in layout["annotations"][:2]:
+        annotation["yshift"] = 2
+    return {"data": traces(start), "layout": layout, "frames": frames}

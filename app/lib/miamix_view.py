@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from . import figures
+from . import figures, pictures
 from .cards import Settings, render_card
 from .mixing import MixView
 from .pair import Pair
@@ -47,17 +47,21 @@ def render_stages(view: MixView, settings: Settings, smoothing: str, lam_mode: s
                     + ("(the own share, lam mode orig)" if lam_mode == "orig" else "(mean of the merged mask)"))
         st.caption("The stages of miamix.md Fig. 2, read from MixOutput.details; change MiAMix's parameters on "
                    "its card.")
-    raw_titles = [f"{name}, λ{subscript(i + 1)} = {lam:.2f}" for i, (name, lam) in enumerate(zip(layer_names,
-                                                                                                layer_lams))]
-    augmented_titles = [f"augmented: {_short(aug)}" for aug in augmentations]
-    stages_spec = figures.stages_spec(list(stages["raw_masks"][:k]), list(stages["masks"][:k]), raw_titles,
-                                      augmented_titles, stages["merged"][0], view.mixed_uri,
-                                      f"merged, λ = {view.lam:.2f}")
+    size = int(stages["merged"].shape[-1])
+    panels = []
+    for index, (name, lam, aug) in enumerate(zip(layer_names, layer_lams, augmentations)):
+        panels.append(pictures.panel_html(pictures.png_uri(pictures.mask_rgb(stages["raw_masks"][index])),
+                                          f"layer {index + 1}: {name}, λ{subscript(index + 1)} = {lam:.2f}", size))
+        panels.append(pictures.panel_html(pictures.png_uri(pictures.mask_rgb(stages["masks"][index])),
+                                          f"layer {index + 1} augmented: {_short(aug)}", size))
+    panels.append(pictures.panel_html(pictures.png_uri(pictures.mask_rgb(stages["merged"][0])),
+                                      f"merged, λ = {view.lam:.2f}", size, colour_bar=True))
+    panels.append(pictures.panel_html(view.mixed_uri, "mixed image", size))
     prior = dirichlet_prior_spec(settings.alpha, k, layer_lams, own_share, settings.lam is not None)
     with below:
         masks, dirichlet = st.columns([2, 1], gap="medium")
-        masks.plotly_chart(figures.figure(stages_spec), config=figures.CHART_CONFIG, theme=None)
-        dirichlet.plotly_chart(figures.figure(prior), config=figures.CHART_CONFIG, theme=None)
+        masks.markdown(pictures.panels_html(panels, css_class="msda-stages"), unsafe_allow_html=True)
+        dirichlet.plotly_chart(figures.figure(prior), config=figures.CHART_CONFIG, theme=None, key="miamix:prior")
         if settings.lam is not None:
             dirichlet.caption(f"λ is pinned, so {own} = λ and the layers split the rest, 1 − λ, by Dir(α, …, α); "
                               "the curves show the prior when nothing is pinned.")

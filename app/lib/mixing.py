@@ -18,7 +18,7 @@ import torch
 import msda
 from msda import stats
 
-from .images import to_jpeg_uri
+from .pictures import mask_rgb, png_uri
 
 NUM_CLASSES = 2
 LABELS = (0, 1)  # A is class 0, B class 1
@@ -33,18 +33,25 @@ class MixView:
 
     Attributes:
         mixed: uint8 [S, S, 3].
-        mixed_uri: the mixed image as a JPEG data URI (what the figures send to the browser).
+        mixed_uri: the mixed image as a lossless PNG data URI (what the card sends to the browser).
         mask: float32 [S, S], the weight of A.
+        mask_uri: the mask through the Cividis scale as a PNG data URI.
         lam_requested, lam: requested and effective λ (A's label weight).
         label: (weight of A's class, weight of B's class) in the mixed label.
         partner: 0 when A was mixed with (a view of) itself or not at all, 1 when with B.
         area, sharpness, regions: msda.stats of the mask.
-        stages: the method's extras for sample 0 as numpy/Python values (MiAMix's stages, HardMix's pool).
+        stages: ``out.details`` for sample 0 as numpy/Python values: what msda derived from the draws (MiAMix's
+            stages, HardMix's pool, a solved σ, a saliency peak).
+        draws: ``out.params`` for sample 0 without the call's own entries (method, lam, partner, mixed): every
+            value of the method's parameters the mix used, drawn or pinned.
+        replay: ``out.params`` as msda returned them (tensors for the whole batch): passed back to a Mixer they
+            reproduce the mix bit for bit (the focus view's sweeps pin the card's draws from them).
     """
 
     mixed: np.ndarray
     mixed_uri: str
     mask: np.ndarray
+    mask_uri: str
     lam_requested: float
     lam: float
     label: tuple[float, float]
@@ -53,14 +60,25 @@ class MixView:
     sharpness: float
     regions: int
     stages: dict[str, Any] = field(default_factory=dict)
+    draws: dict[str, Any] = field(default_factory=dict)
+    replay: dict[str, Any] = field(default_factory=dict)
 
 
-def _first_sample(details: dict) -> dict[str, Any]:
+CALL_KEYS = ("method", "lam", "partner", "mixed")
+"""Entries of ``MixOutput.params`` that belong to the call, not to the method's parameters."""
+
+
+def first_sample(values: dict, batch: int) -> dict[str, Any]:
+    """Sample 0 of msda's per-sample values as numpy/Python values: tensors whose first dimension is the batch
+    lose it (0-d results become Python numbers), batch-level values and nested dicts (MiAMix layers) are kept
+    and read the same way."""
     out: dict[str, Any] = {}
-    for name, value in details.items():
+    for name, value in values.items():
         if isinstance(value, torch.Tensor):
-            value = value[0] if value.ndim >= 1 else value
+            value = value[0] if value.ndim >= 1 and value.shape[0] == batch else value
             out[name] = value.numpy() if value.ndim else value.item()
+        elif isinstance(value, dict):
+            out[name] = first_sample(value, batch)
         else:
             out[name] = value
     return out
@@ -78,10 +96,14 @@ def mix_view(method: str, images: torch.Tensor, *, lam: float | None, alpha: flo
     out = mixer(images, torch.tensor(LABELS), lam=lam, **extra)
     mask = out.mask[:1]
     mixed = (out.images[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    mask_a = mask[0, 0].numpy()
+    batch = images.shape[0]
+    params = getattr(out, "params", {})
     return MixView(
         mixed=mixed,
-        mixed_uri=to_jpeg_uri(mixed),
-        mask=mask[0, 0].numpy(),
+        mixed_uri=png_uri(mixed),
+        mask=mask_a,
+        mask_uri=png_uri(mask_rgb(mask_a)),
         lam_requested=float(out.lam_requested[0]),
         lam=float(out.lam[0]),
         label=(float(out.targets[0, 0]), float(out.targets[0, 1])),
@@ -89,7 +111,9 @@ def mix_view(method: str, images: torch.Tensor, *, lam: float | None, alpha: flo
         area=float(stats.mask_area(mask)[0]),
         sharpness=float(stats.boundary_sharpness(mask)[0]),
         regions=int(stats.connected_regions(mask)[0]),
-        stages=_first_sample(out.details),
+        stages=first_sample(out.details, batch),
+        draws=first_sample({k: v for k, v in params.items() if k not in CALL_KEYS}, batch),
+        replay=params,
     )
 
 

@@ -33,6 +33,7 @@ class PairImage:
         history: how the file became the working image ("640 × 427 → centre crop … → 224 × 224"; notes).
         error: why an upload was refused (the example is used instead), or None.
         warning: a caution about the image (tiny, strongly enlarged), or None.
+        photo: the scikit-image name of an example photo (exported code loads it by name), else None.
     """
 
     slot: str
@@ -42,6 +43,7 @@ class PairImage:
     history: str
     error: str | None = None
     warning: str | None = None
+    photo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def _example_image(slot: str, example: examples.Example, size: int) -> PairImage
         decoded = cached_photo(name)
         pixels = cached_fit(decoded.pixels, size)
         history = describe_fit(decoded.original_size, size)
+        return PairImage(slot, pixels, example.label, example.class_name, history, photo=name)
     return PairImage(slot, pixels, example.label, example.class_name, history)
 
 
@@ -121,7 +124,7 @@ def _upload_image(slot: str, upload, size: int, fallback: PairImage) -> PairImag
     decoded, error = cached_decode_upload(upload.getvalue(), upload.name)
     if decoded is None:
         return PairImage(slot, fallback.pixels, fallback.source, fallback.class_name, fallback.history,
-                         error=f"Image {slot}: {error} Showing {fallback.source} instead.")
+                         error=f"Image {slot}: {error} Showing {fallback.source} instead.", photo=fallback.photo)
     history = "; ".join((describe_fit(decoded.original_size, size),) + decoded.notes)
     side = min(decoded.original_size)
     warning = None
@@ -150,4 +153,5 @@ def choose_image(slot: str, default_index: int, size: int) -> PairImage:
             st.caption(f"Image {slot} is the upload; remove it (×) to use the example.")
     class_name = st.text_input(f"Class name of {slot}", value=image.class_name, key=f"class_{slot}_{source_id}",
                                max_chars=40).strip() or image.class_name
-    return PairImage(slot, image.pixels, image.source, class_name, image.history, image.error, image.warning)
+    return PairImage(slot, image.pixels, image.source, class_name, image.history, image.error, image.warning,
+                     image.photo)

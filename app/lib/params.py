@@ -2,78 +2,84 @@
 
 Per :class:`msda.Param`:
 
-* random parameters (``Param.random``, or no default: solved by the method) get a "pin" toggle and a slider
-  that is greyed out until pinned; unpinned, the method samples them from the seeded generator;
+* random parameters (``Param.random``, or no default: solved by the method) get a "pin" toggle. Pinned, a
+  slider sets the value; unpinned, the method draws it from the seeded generator and a greyed-out slider shows
+  the value it drew (read from ``MixOutput.params``/``details`` after the mix: :meth:`ParameterControls.
+  show_draws`). Pinning starts from the value on screen;
 * float/int parameters with a range get a slider, without one a number box; bool a toggle; choice a radio;
 * "names" parameters (a list of method names) a multiselect of ``msda.MASKS``; a "numbers" parameter whose
   default pairs up with a "names" parameter's (same length) gets one number per selected name, other
   "numbers" a comma-separated text box;
-* "tensor" parameters are listed as sampled, not adjustable here.
+* "tensor" parameters (and "other" ones without choices) are listed as sampled, not adjustable here.
 
-:func:`parameter_controls` returns only what differs from the defaults, which is what is passed to
-``msda.Mixer`` and written into the code snippet.
+Ranges come from the registry: the pinnable range (``Param.low``/``high``) and, for where a slider starts,
+the support of the law the parameter is drawn from (``Param.sampled``). :meth:`ParameterControls.draw`
+returns only what differs from the defaults, which is what is passed to ``msda.Mixer`` and exported.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 import msda
 from msda import MethodInfo, Param
 
-_UNIFORM = re.compile(r"U[({]\s*([^,]+?)\s*,\s*(?:…\s*,\s*)?([^,]+?)\s*[)}]")
-
 
 def _number(text: str) -> float | None:
     text = text.replace("−", "-").replace(" ", "")
-    sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("-+")
-    if text == "π":
-        return sign * math.pi
     try:
-        return sign * float(text)
+        return float(text)
     except ValueError:
         return None
 
 
-def _sampled_range(param: Param) -> tuple[float, float] | None:
-    """(low, high) of a parameter sampled as "U(a, b)" or "U{a, …, b}", else None."""
-    match = _UNIFORM.search(param.sampled or "")
-    if not match:
-        return None
-    low, high = _number(match.group(1)), _number(match.group(2))
-    return None if low is None or high is None else (low, high)
+def sampled_range(param: Param) -> tuple[float, float] | None:
+    """(low, high) of the law a random parameter is drawn from, as the registry states it; else None."""
+    support = getattr(param.sampled, "support", None)
+    return None if support is None else (float(support[0]), float(support[1]))
 
 
 def _step(low: float, high: float) -> float:
     return 10.0 ** math.floor(math.log10((high - low) / 100))
 
 
-def _slider_bounds(param: Param) -> tuple[float, float, float]:
+def slider_bounds(param: Param) -> tuple[float, float, float]:
+    """(low, high, step) of a float slider; an open end is moved in by one step."""
     low, high = float(param.low), float(param.high)
     step = _step(low, high)
     return (low + step if param.low_open else low), (high - step if param.high_open else high), step
 
 
-def _initial_value(param: Param, low: float, high: float) -> float:
-    """Where a pinned slider starts: the default, the middle of the sampled range, or near the low end."""
+def initial_value(param: Param, low: float, high: float) -> float:
+    """Where a pinned slider starts without a draw on screen: the default, the middle of the law's support,
+    or near the low end."""
     if param.default is not None:
         return float(param.default)
-    sampled = _sampled_range(param)
+    sampled = sampled_range(param)
     middle = (sampled[0] + sampled[1]) / 2 if sampled else low + min(high - low, 1.0) / 2
     return min(max(middle, low), high)
+
+
+def slider_value(value: float, low: float, high: float, step: float) -> float:
+    """A float slider's value as passed to msda: rounded to the slider's precision and kept inside its
+    bounds — rounding alone turns the end of [−π, π] into 3.1416, which is past π."""
+    digits = max(0, -int(math.floor(math.log10(step)))) + 2
+    return min(max(round(float(value), digits), low), high)
 
 
 def _label(param: Param) -> str:
     return param.name.replace("_", " ")
 
 
-def _numeric_widget(method: str, param: Param, *, disabled: bool = False) -> float | int:
-    key = f"{method}:{param.name}"
+def _format(step: float) -> str:
+    return f"%.{max(0, -int(math.floor(math.log10(step))))}f"
+
+
+def _numeric_widget(key: str, param: Param, *, disabled: bool = False) -> float | int:
     if param.low is None or param.high is None:
         value = float(param.default) if param.default is not None else 0.0
         if param.kind == "int":
@@ -83,91 +89,163 @@ def _numeric_widget(method: str, param: Param, *, disabled: bool = False) -> flo
                                      disabled=disabled))
     if param.kind == "int":
         low, high = int(param.low), int(param.high)
-        start = int(round(_initial_value(param, low, high)))
+        start = int(round(initial_value(param, low, high)))
+        if key in st.session_state:  # set by the pin toggle (the drawn value) or by the user
+            return int(st.slider(_label(param), low, high, step=1, key=key, help=param.description,
+                                 disabled=disabled))
         return int(st.slider(_label(param), low, high, start, 1, key=key, help=param.description, disabled=disabled))
-    low, high, step = _slider_bounds(param)
-    start = round(_initial_value(param, low, high) / step) * step
-    start = min(max(start, low), high)
-    digits = max(0, -int(math.floor(math.log10(step))))
-    value = st.slider(_label(param), low, high, start, step, key=key, help=param.description, disabled=disabled,
-                      format=f"%.{digits}f")
-    return round(float(value), digits + 2)
+    low, high, step = slider_bounds(param)
+    if key in st.session_state:
+        value = st.slider(_label(param), low, high, step=step, key=key, help=param.description, disabled=disabled,
+                          format=_format(step))
+    else:
+        start = min(max(round(initial_value(param, low, high) / step) * step, low), high)
+        value = st.slider(_label(param), low, high, start, step, key=key, help=param.description, disabled=disabled,
+                          format=_format(step))
+    return slider_value(value, low, high, step)
 
 
-def _random_widget(method: str, param: Param) -> float | int | None:
-    unpinned = f"random {param.sampled}" if param.sampled else "set by the method"
-    pinned = st.toggle(f"pin {_label(param)} (else {unpinned})", key=f"{method}:{param.name}:pin",
-                       help=param.description)
-    value = _numeric_widget(method, param, disabled=not pinned)
-    return value if pinned else None
+def _display_value(param: Param, value: Any) -> float | int | None:
+    """A drawn value as the greyed-out slider of ``param`` can show it (inside its bounds), or None."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    if param.kind == "int":
+        return int(min(max(round(value), int(param.low)), int(param.high)))
+    low, high, step = slider_bounds(param)
+    return min(max(round(value / step) * step, low), high)
 
 
-def _names_widget(method: str, param: Param) -> tuple[str, ...]:
+def _names_widget(key: str, param: Param) -> tuple[str, ...]:
     options = list(msda.MASKS)
     chosen = st.multiselect(_label(param), options, default=[n for n in param.default if n in options],
-                            key=f"{method}:{param.name}", help=param.description)
+                            key=key, help=param.description)
     return tuple(chosen)
 
 
-def _paired_numbers_widget(method: str, param: Param, names_param: Param, names: tuple[str, ...]) -> tuple:
+def _paired_numbers_widget(key: str, param: Param, names_param: Param, names: tuple[str, ...]) -> tuple:
     st.caption(f"{_label(param)} — {param.description}")
     defaults = dict(zip(names_param.default, param.default))
     values = []
     for name in names:
         value = st.number_input(f"{_label(param)}: {name}", min_value=param.low, max_value=param.high,
-                                value=float(defaults.get(name, 1.0)), step=0.5, key=f"{method}:{param.name}:{name}")
+                                value=float(defaults.get(name, 1.0)), step=0.5, key=f"{key}:{name}")
         values.append(float(value))
     return tuple(values)
 
 
-def _numbers_widget(method: str, param: Param) -> tuple | str:
+def _numbers_widget(key: str, param: Param) -> tuple | str:
     """The numbers typed in, or a message saying what is wrong with them."""
     example = ", ".join(f"{v:g}" for v in param.default)
-    text = st.text_input(f"{_label(param)} (comma-separated)", value=example, key=f"{method}:{param.name}",
-                         help=param.description)
+    text = st.text_input(f"{_label(param)} (comma-separated)", value=example, key=key, help=param.description)
     values = tuple(_number(part) for part in text.split(",") if part.strip())
     if not values or any(v is None for v in values):
         return f"{param.name} must be numbers separated by commas, like {example}; got {text!r}."
     return values
 
 
-def parameter_controls(info: MethodInfo) -> tuple[dict[str, Any], list[str]]:
-    """Draw the widgets of every parameter of ``info``; returns (params that differ from the defaults,
-    problems found in the inputs, as messages). Call inside the container the widgets belong in."""
-    chosen: dict[str, Any] = {}
-    problems: list[str] = []
-    if not info.params:
-        st.caption(f"{info.title} has no parameters of its own.")
-    names_params = [p for p in info.params if p.kind == "names"]
-    sampled_only = [p for p in info.params if p.kind == "tensor"]
-    for param in info.params:
-        if param.kind == "tensor":
-            continue
-        if param.kind == "bool":
-            value = st.toggle(_label(param), value=bool(param.default), key=f"{info.name}:{param.name}",
-                              help=param.description)
-        elif param.kind == "choice":
-            value = st.radio(_label(param), param.choices, index=param.choices.index(param.default), horizontal=True,
-                             key=f"{info.name}:{param.name}", help=param.description)
-        elif param.kind == "names":
-            value = _names_widget(info.name, param)
-        elif param.kind == "numbers":
-            partner = next((p for p in names_params if len(p.default) == len(param.default)), None)
-            if partner is not None:
-                value = _paired_numbers_widget(info.name, param, partner,
-                                               chosen.get(partner.name, tuple(partner.default)))
+def _pin_from_screen(value_key: str, drawn_key: str) -> None:
+    """Pinning starts the slider at the value the mix on screen drew."""
+    if drawn_key in st.session_state:
+        st.session_state[value_key] = st.session_state[drawn_key]
+
+
+class ParameterControls:
+    """The widgets of one method's parameters, in two steps around the mix::
+
+        controls = ParameterControls(info)          # inside the container the widgets belong in
+        params, problems = controls.draw()          # pinned values and fixed parameters → the Mixer
+        view = mix(..., params)
+        controls.show_draws(view.draws, view.stages)  # greyed-out sliders at the values the mix drew
+
+    Widget keys are ``{prefix}:{parameter}`` (``:pin`` for the toggle, ``:drawn`` for the greyed-out slider):
+    unique by construction, never derived from what is shown.
+    """
+
+    def __init__(self, info: MethodInfo, prefix: str | None = None):
+        self.info = info
+        self.prefix = prefix or info.name
+        self._unpinned: list[tuple[Param, Any]] = []  # (param, placeholder) of unpinned random parameters
+
+    def key(self, param: Param, role: str = "") -> str:
+        return f"{self.prefix}:{param.name}" + (f":{role}" if role else "")
+
+    def draw(self) -> tuple[dict[str, Any], list[str]]:
+        """Draw every widget; returns (params that differ from the defaults, problems found in the inputs)."""
+        info = self.info
+        chosen: dict[str, Any] = {}
+        problems: list[str] = []
+        if not info.params:
+            st.caption(f"{info.title} has no parameters of its own.")
+        names_params = [p for p in info.params if p.kind == "names"]
+        fixed = [p for p in info.params if p.kind == "tensor" or (p.kind == "other" and not p.choices)]
+        for param in info.params:
+            if param in fixed:
+                continue
+            key = self.key(param)
+            if param.kind == "bool":
+                value = st.toggle(_label(param), value=bool(param.default), key=key, help=param.description)
+            elif param.kind in ("choice", "other"):
+                value = st.radio(_label(param), param.choices, index=param.choices.index(param.default),
+                                 horizontal=True, key=key, help=param.description)
+            elif param.kind == "names":
+                value = _names_widget(key, param)
+            elif param.kind == "numbers":
+                partner = next((p for p in names_params if len(p.default) == len(param.default)), None)
+                if partner is not None:
+                    value = _paired_numbers_widget(key, param, partner,
+                                                   chosen.get(partner.name, tuple(partner.default)))
+                else:
+                    value = _numbers_widget(key, param)
+                    if isinstance(value, str):
+                        problems.append(value)
+                        continue
+            elif param.default is None:
+                value = self._random_widget(param)
             else:
-                value = _numbers_widget(info.name, param)
-                if isinstance(value, str):
-                    problems.append(value)
+                value = _numeric_widget(key, param)
+            if value is not None and value != param.default:
+                chosen[param.name] = value
+        if fixed:
+            listed = "; ".join(f"`{p.name}` ({p.sampled if p.sampled is not None else p.description})"
+                               for p in fixed)
+            st.caption(f"Not adjustable here: {listed}.")
+        return chosen, problems
+
+    def _random_widget(self, param: Param) -> float | int | None:
+        law = f"drawn from {param.sampled}" if param.sampled is not None else "set by the method"
+        pinned = st.toggle(f"pin {_label(param)} (else {law})", key=self.key(param, "pin"), help=param.description,
+                           on_change=_pin_from_screen, args=(self.key(param), self.key(param, "drawn")))
+        if pinned:
+            return _numeric_widget(self.key(param), param)
+        self._unpinned.append((param, st.empty()))
+        return None
+
+    def show_draws(self, draws: dict[str, Any], derived: dict[str, Any]) -> None:
+        """Fill the place of each unpinned parameter with a greyed-out slider at the value the mix used
+        (``draws``: msda's ``out.params`` of sample 0; ``derived``: its ``out.details``, where a solved value
+        such as GMix's σ is), or say that it depends on each draw."""
+        for param, placeholder in self._unpinned:
+            value = draws.get(param.name, derived.get(param.name))
+            shown = None if value is None or param.low is None or param.high is None else _display_value(param,
+                                                                                                        value)
+            drawn_key = self.key(param, "drawn")
+            with placeholder.container():
+                if shown is None:
+                    st.caption(f"{_label(param)}: {'not used by this mix' if value is None else value}")
                     continue
-        elif param.default is None:
-            value = _random_widget(info.name, param)
-        else:
-            value = _numeric_widget(info.name, param)
-        if value is not None and value != param.default:
-            chosen[param.name] = value
-    if sampled_only:
-        listed = "; ".join(f"`{p.name}` ({p.sampled})" for p in sampled_only)
-        st.caption(f"Always sampled from the seed, not adjustable here: {listed}.")
-    return chosen, problems
+                st.session_state[drawn_key] = shown
+                if param.kind == "int":
+                    st.slider(f"{_label(param)} (drawn)", int(param.low), int(param.high), step=1, key=drawn_key,
+                              disabled=True, help=param.description)
+                else:
+                    low, high, step = slider_bounds(param)
+                    st.slider(f"{_label(param)} (drawn)", low, high, step=step, key=drawn_key, disabled=True,
+                              format=_format(step), help=param.description)
+
+    def clear_draws(self, message: str) -> None:
+        for _, placeholder in self._unpinned:
+            placeholder.caption(message)

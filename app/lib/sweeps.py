@@ -1,0 +1,142 @@
+"""Sweeps for the focus view: one card's mix redrawn at many values of λ (or of one parameter) in one batched
+msda call, with every other draw of the card pinned from its ``MixOutput.params``.
+
+The batch is N copies of A followed by N copies of B, each A paired with a B (``partner``), and the card's
+draws for sample A repeated N times: replaying them draws nothing, so frame i differs from the card only in
+the swept value — at the card's own λ it *is* the card, bit for bit. What msda derives from λ (GMix's σ, a
+top-k threshold) is derived again for each frame: that is what the sweep shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import msda
+
+from .mixing import HARDMIX_LOGITS, LABELS, NUM_CLASSES
+
+LAM_STEPS = 21
+"""λ = 0, 0.05, …, 1."""
+PARAM_STEPS = 11
+
+
+@dataclass(frozen=True)
+class ParamSweep:
+    """The parameter a method's second sweep moves, and how its values are chosen.
+
+    ``span`` is (low, high) as multiples of the value on the card (for a value that is solved, such as
+    GMix's σ); None sweeps the registry's range for it (the support of its law, else its pinnable range).
+    """
+
+    name: str
+    why: str
+    span: tuple[float, float] | None = None
+
+
+PARAM_SWEEPS = {
+    "gmix": ParamSweep("sigma", "σ pinned overrides λ: the blob grows and the effective λ falls", (0.25, 2.5)),
+    "agmix": ParamSweep("q", "q stretches the blob along a diagonal; θ then turns it"),
+    "smoothmix_s": ParamSweep("border", "the border k softens the square's edge without moving it"),
+    "lmix": ParamSweep("sharpen", "the high-frequency boost k breaks the mask into more, smaller regions"),
+    "fmix": ParamSweep("decay", "the decay δ of the spectrum: small δ is noise, large δ a few smooth blobs"),
+    "gridmix": ParamSweep("n_holes", "more holes per side at the same area: a finer grid"),
+    "smoothmix_c": ParamSweep("sigma", "the spread of the Gaussian box"),
+    "resizemix": ParamSweep("tau", "the scale τ of the pasted partner decides the area: λ = 1 − τ²"),
+    "cutout": ParamSweep("size", "the side of the hole, as a fraction of the image side"),
+}
+
+
+@dataclass
+class Sweep:
+    """Frames of a sweep: ``values`` [N] (what was swept), ``masks`` float32 [N, S, S], ``mixed`` uint8
+    [N, S, S, 3] and effective λ ``lams`` [N], all of sample A."""
+
+    name: str
+    values: np.ndarray
+    masks: np.ndarray
+    mixed: np.ndarray
+    lams: np.ndarray
+
+
+def _repeat(value: Any, n: int, batch: int) -> Any:
+    """Sample A's value for n copies of A and sample B's for n copies of B (per-sample tensors), recursively;
+    batch-level values as they are."""
+    if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == batch:
+        return torch.cat([value[:1].expand(n, *value.shape[1:]), value[1:2].expand(n, *value.shape[1:])]).clone()
+    if isinstance(value, dict):
+        return {key: _repeat(inner, n, batch) for key, inner in value.items()}
+    return value
+
+
+def _run(method: str, images: torch.Tensor, replay: dict, n: int, alpha: float, params: dict, *,
+         lam: torch.Tensor | None = None, override: dict | None = None) -> tuple[torch.Tensor, ...]:
+    batch = images.shape[0]
+    repeated = {key: _repeat(value, n, batch) for key, value in replay.items()}
+    repeated["partner"] = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    if lam is not None:
+        repeated["lam"] = torch.cat([lam, lam]).float()
+    for key, value in (override or {}).items():
+        repeated[key] = torch.cat([value, value]) if isinstance(value, torch.Tensor) else value
+    stacked = torch.cat([images[:1].expand(n, -1, -1, -1), images[1:2].expand(n, -1, -1, -1)])
+    labels = torch.tensor([LABELS[0]] * n + [LABELS[1]] * n)
+    mixer = msda.Mixer(method, num_classes=NUM_CLASSES, alpha=alpha, generator=torch.Generator(), **params)
+    extra = {"logits": torch.tensor([HARDMIX_LOGITS[0]] * n + [HARDMIX_LOGITS[1]] * n)} \
+        if mixer.method.info.needs_logits else {}
+    out = mixer(stacked, labels, params=repeated, **extra)
+    mixed = (out.images[:n].clamp(0, 1).permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+    return out.mask[:n, 0], mixed, out.lam[:n]
+
+
+def lam_sweep(method: str, images: torch.Tensor, replay: dict, *, alpha: float, params: dict,
+              steps: int = LAM_STEPS) -> Sweep:
+    """The card's mix at λ = 0, 1/(steps − 1), …, 1: one msda call with ``lam`` a [steps] tensor (doubled for
+    the B half of the batch), every other draw pinned from ``replay`` (the card's ``MixOutput.params``)."""
+    lams = torch.linspace(0.0, 1.0, steps)
+    masks, mixed, effective = _run(method, images, replay, steps, alpha, params, lam=lams)
+    return Sweep("λ", lams.numpy(), masks.numpy(), mixed.numpy(), effective.numpy())
+
+
+def param_values(method: str, card_value: float | None, steps: int = PARAM_STEPS) -> np.ndarray | None:
+    """The values the second sweep of ``method`` takes (None when it has none)."""
+    sweep = PARAM_SWEEPS.get(method)
+    if sweep is None:
+        return None
+    param = msda.methods_info()[method].param(sweep.name)
+    if sweep.span is not None:
+        if card_value is None:
+            return None
+        low, high = card_value * sweep.span[0], card_value * sweep.span[1]
+        low, high = max(low, param.low if param.low is not None else low), min(high, param.high or high)
+    else:
+        support = getattr(param.sampled, "support", None) or (param.low, param.high)
+        low, high = float(support[0]), float(support[1])
+        if param.low_open:
+            low = max(low, float(param.low) + (high - low) / 100)
+        if param.high_open:
+            high = min(high, float(param.high) - (high - low) / 100)
+    if param.kind == "int":
+        return np.arange(int(round(low)), int(round(high)) + 1, dtype=np.float32)
+    return np.linspace(low, high, steps, dtype=np.float32)
+
+
+def param_sweep(method: str, images: torch.Tensor, replay: dict, card_value: float | None, *, alpha: float,
+                params: dict) -> Sweep | None:
+    """The card's mix with its second parameter (:data:`PARAM_SWEEPS`) swept, everything else pinned — one
+    batched call with the parameter a per-sample tensor. None when ``method`` has no such sweep."""
+    values = param_values(method, card_value)
+    if values is None:
+        return None
+    name = PARAM_SWEEPS[method].name
+    pinned = {key: value for key, value in params.items() if key != name}
+    tensor = torch.from_numpy(values)
+    if msda.methods_info()[method].param(name).kind == "int":
+        tensor = tensor.round()
+    lam = replay["lam"][:1].expand(len(values))
+    masks, mixed, effective = _run(method, images, replay, len(values), alpha, pinned, lam=lam,
+                                   override={name: tensor})
+    return Sweep(name, values, masks.numpy(), mixed.numpy(), effective.numpy())
+
