@@ -13,7 +13,6 @@ free, and one run at a time is evaluated per server (the others wait their turn)
 from __future__ import annotations
 
 import copy
-import io
 import json
 import threading
 import time
@@ -380,103 +379,20 @@ def report_csv(report: dict) -> bytes:
     return table.to_csv(index=False).encode("utf-8")
 
 
-ROW_KEYS = ("model", "kind", "corruption", "severity", "correct", "total")
-
-
 def read_results(data: bytes, name: str) -> Shown:
     """Results from a file the page or ``python -m analysis.robustness`` wrote: its JSON (the long table under
-    ``rows``) or its CSV (the long table). ValueError with a message naming the file and what is wrong."""
-    import pandas as pd
+    ``rows``) or its CSV (the long table), read by :func:`analysis.robustness.reports.read_report` (bounded
+    and checked; ValueError with a message naming the file and what is wrong)."""
+    from analysis.robustness.reports import read_report
 
-    document: dict = {}
-    try:
-        if name.lower().endswith(".csv"):
-            rows = pd.read_csv(io.BytesIO(data)).to_dict(orient="records")
-        else:
-            document = json.loads(data.decode("utf-8"))
-            if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
-                raise ValueError("it has no list of rows (the long table under \"rows\")")
-            rows = document["rows"]
-    except UnicodeDecodeError:
-        raise ValueError(f"{name} is not a text file; expected robustness.json or robustness.csv") from None
-    except (json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{name} could not be read as {'CSV' if name.lower().endswith('.csv') else 'JSON'} "
-                         f"({error}); expected robustness.json or robustness.csv") from None
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}; expected a robustness.json written by this page or by "
-                         "python -m analysis.robustness") from None
-    results, curves = _results_from_rows(rows, name)
-    data_info = document.get("data") if isinstance(document.get("data"), dict) else {}
+    document, results, curves = read_report(data, name)
+    data_info, checkpoints = document["data"], document["checkpoints"]
     alexnet = data_info.get("name") == "imagenet-c"
-    checkpoints = document.get("checkpoints") if isinstance(document.get("checkpoints"), dict) else {}
     report = build_report(results, curves, alexnet=alexnet, data=data_info, checkpoints=checkpoints,
-                          settings=document.get("settings") or {})
-    if document.get("command"):
+                          settings=document["settings"])
+    if document["command"]:
         report["command"] = document["command"]
-    description = data_info.get("description") or f"{len(results.corruptions)} corruptions from {name}"
+    description = data_info.get("description")
+    if not isinstance(description, str) or not description:
+        description = f"{len(results.corruptions)} corruptions from {name}"
     return Shown(results, curves, alexnet, description, checkpoints, f"the file {name}", report)
-
-
-def _results_from_rows(rows: list, name: str):
-    """(RobustnessResults, FGSM curves) from the long table's rows."""
-    from analysis import RobustnessResults
-    from analysis.corruptions import CORRUPTIONS
-    from analysis.robustness import FGSMCurve
-
-    counts: dict[tuple[str, str, int], tuple[int, int]] = {}
-    clean: dict[str, tuple[int, int]] = {}
-    fgsm: dict[str, dict[float, tuple[int, int]]] = {}
-    models: list[str] = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or any(key not in row for key in ROW_KEYS):
-            raise ValueError(f"{name}: row {number} lacks one of {', '.join(ROW_KEYS)}")
-        try:
-            model, kind, corruption = str(row["model"]), str(row["kind"]), str(row["corruption"])
-            correct, total, severity = int(row["correct"]), int(row["total"]), int(row["severity"])
-            eps = float(row.get("eps") or 0.0)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}: row {number} has a count, severity or ε that is not a number: {row}") from None
-        if not 0 <= correct <= total:
-            raise ValueError(f"{name}: row {number} counts {correct} correct of {total} images")
-        if model not in models:
-            models.append(model)
-        if kind == "clean":
-            clean[model] = (correct, total)
-        elif kind == "corruption":
-            if corruption not in CORRUPTIONS or not 1 <= severity <= 5:
-                raise ValueError(f"{name}: row {number} names corruption {corruption!r} at severity {severity}; "
-                                 f"allowed: {', '.join(CORRUPTIONS)} at 1 … 5")
-            counts[model, corruption, severity] = (correct, total)
-        elif kind == "fgsm":
-            fgsm.setdefault(model, {})[eps] = (correct, total)
-        else:
-            raise ValueError(f"{name}: row {number} has kind {kind!r}; allowed: clean, corruption, fgsm")
-    corruptions = tuple(sorted({c for _, c, _ in counts}, key=CORRUPTIONS.index))
-    severities = tuple(sorted({s for _, _, s in counts}))
-    if not corruptions:
-        raise ValueError(f"{name} holds no corruption rows")
-    correct = torch.zeros(len(models), len(corruptions), len(severities), dtype=torch.int64)
-    total = torch.zeros(len(corruptions), len(severities), dtype=torch.int64)
-    for mi, model in enumerate(models):
-        for ci, corruption in enumerate(corruptions):
-            for si, severity in enumerate(severities):
-                if (model, corruption, severity) not in counts:
-                    raise ValueError(f"{name} has no row for {model}, {corruption}, severity {severity}: every "
-                                     "model needs every corruption at every severity")
-                hits, images = counts[model, corruption, severity]
-                if mi and images != int(total[ci, si]):
-                    raise ValueError(f"{name}: the models were evaluated on different numbers of images "
-                                     f"({corruption}, severity {severity})")
-                correct[mi, ci, si], total[ci, si] = hits, images
-    clean_total = {images for _, images in clean.values()}
-    if clean and (len(clean) != len(models) or len(clean_total) != 1):
-        raise ValueError(f"{name}: clean rows must give every model the same number of images")
-    results = RobustnessResults(tuple(models), corruptions, severities, correct, total,
-                                torch.tensor([clean.get(model, (0, 0))[0] for model in models]),
-                                torch.tensor(clean_total.pop() if clean else 0))
-    curves = {}
-    for model, by_eps in fgsm.items():
-        eps = tuple(sorted(by_eps))
-        curves[model] = FGSMCurve(eps, torch.tensor([by_eps[e][0] for e in eps]),
-                                  torch.tensor(by_eps[eps[0]][1]))
-    return results, curves
