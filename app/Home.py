@@ -110,8 +110,8 @@ def pair_row(pair: Pair, settings: Settings) -> None:
     for column, image, role in ((col_a, pair.a, "own image, mask 1"), (col_b, pair.b, "partner, mask 0")):
         with column:
             st.markdown(f"**{image.slot}** · {image.class_name}")
-            st.markdown(pictures.panels_html([pictures.panel_html(pictures.png_uri(image.pixels), image.slot,
-                                                                  pair.size, alt=f"image {image.slot}")]),
+            st.markdown(pictures.panels_html([pictures.panel_html(pictures.png_uri(image.pixels), "", pair.size,
+                                                                  alt=f"image {image.slot}")]),
                         unsafe_allow_html=True)
             st.caption(f"{role} · {image.source}: {image.history}")
     col_b.download_button("Download the pair (PNG)", data=lambda: export.pair_png(pair.a.pixels, pair.b.pixels),

@@ -3,8 +3,8 @@
     python -m app.lib.benchmark            # from the repository root
 
 For the default pair at 224 × 224 it times, per redraw, what the page does for each of the 14 cards: mix the
-batch [A, B] with msda and compute the mask statistics (:func:`app.lib.mixing.mix_view`), build the card's
-plotly figure and serialise it the way ``st.plotly_chart`` does. Two cases: a new seed (every card mixes
+batch [A, B] with msda, compute the mask statistics and encode the mixed image and the coloured mask as PNG
+(:func:`app.lib.mixing.mix_view`), and write the card's picture HTML. Two cases: a new seed (every card mixes
 again) and a new λ (the cards that ignore λ come from the cache). Wall-clock and CPU time are reported;
 on a machine shared with other work the wall-clock time is the larger.
 """
@@ -15,14 +15,12 @@ import statistics
 import time
 
 import numpy as np
-import plotly.io
-import plotly.tools
 import torch
 
 import msda
 
-from . import examples, figures
-from .cards import UNUSED_LAM, lam_applies
+from . import examples
+from .cards import UNUSED_LAM, lam_applies, pictures_html
 from .images import fit_square
 from .mixing import mix_view
 
@@ -37,8 +35,7 @@ def _pair(size: int) -> torch.Tensor:
 
 def _draw_card(method: str, images: torch.Tensor, lam: float, seed: int) -> None:
     view = mix_view(method, images, lam=lam, alpha=1.0, seed=seed, params={})
-    figure = figures.figure(figures.card_spec(view.mixed_uri, view.mask))
-    plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(figure, validate_figure=True), validate=False)
+    pictures_html(view, images.shape[-1])
 
 
 def redraw(images: torch.Tensor, lam: float, seed: int, methods: list[str]) -> tuple[float, float]:

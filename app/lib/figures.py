@@ -1,12 +1,10 @@
-"""Plotly figures of the page, all on one colour scale for masks.
-
-Masks are drawn with Cividis (designed to read the same with colour-vision deficiencies and in grey) on the
-fixed range 0…1: dark blue is B, the partner (mask 0), yellow is A, the own image (mask 1). Masks travel to
-the browser as whole percent (uint8), a quarter of the bytes of float32.
+"""Plotly figures of the pages, where hover or animation teaches something (λ priors, the focus view's sweeps,
+the analysis pages); static masks and images are plain PNGs (:mod:`.pictures`). Masks use Cividis on the fixed
+range 0…1 everywhere: dark blue is B, the partner (mask 0), yellow is A, the own image (mask 1).
 
 Figures are written as plain plotly dicts and wrapped without plotly's per-property validation
-(:func:`figure`): validating and building the object tree costs ~10 ms per figure, which 15 figures redrawn on
-every slider move cannot afford. The tests validate every figure these functions make.
+(:func:`figure`): validating and building the object tree costs ~10 ms per figure. The tests validate every
+figure these functions make.
 """
 
 from __future__ import annotations
@@ -22,12 +20,6 @@ MARK_COLOUR = "#D55E00"  # Okabe–Ito vermilion
 CURVE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # Okabe–Ito: colour-blind safe
 FONT = {"size": 15}
 CHART_CONFIG = {"displayModeBar": False}
-COLOUR_BAR = {"title": {"text": "weight of A", "side": "right"}, "tickvals": [0, 50, 100],
-              "ticktext": ["0 = B", "0.5", "1 = A"], "thickness": 12, "len": 0.95, "outlinewidth": 0}
-COLOUR_BAR_UNDER = {"orientation": "h", "tickvals": [0, 50, 100], "ticktext": ["0 = B", "0.5", "1 = A"],
-                    "thickness": 10, "outlinewidth": 0, "xanchor": "center", "yanchor": "top", "y": -0.03,
-                    "ticks": "outside", "ticklen": 3}
-MASK_HOVER = "x %{x}, y %{y}<br>weight of A: %{z}%<extra></extra>"
 
 
 EMPTY_TEMPLATE = {"data": {}, "layout": {}}
@@ -38,11 +30,6 @@ def figure(spec: dict) -> go.Figure:
     """A plotly Figure from a dict spec, without plotly's validation (see the module docstring)."""
     spec["layout"].setdefault("template", EMPTY_TEMPLATE)
     return go.Figure(spec, _validate=False)
-
-
-def mask_percent(mask: np.ndarray) -> np.ndarray:
-    """uint8 [H, W]: a [0, 1] mask in whole percent."""
-    return np.rint(np.clip(mask, 0.0, 1.0) * 100).astype(np.uint8)
 
 
 def _axis_names(index: int) -> tuple[str, str]:
@@ -73,39 +60,6 @@ def grid_layout(rows: int, columns: int, titles: list[str], *, gap: float, title
 def _image(uri: str, index: int) -> dict:
     x_name, y_name = _axis_names(index)
     return {"type": "image", "source": uri, "hoverinfo": "skip", "xaxis": x_name, "yaxis": y_name}
-
-
-def _mask(mask: np.ndarray, index: int, **extra) -> dict:
-    x_name, y_name = _axis_names(index)
-    return {"type": "heatmap", "z": mask_percent(mask), "zmin": 0, "zmax": 100, "colorscale": MASK_SCALE,
-            "hovertemplate": MASK_HOVER, "xaxis": x_name, "yaxis": y_name, **extra}
-
-
-def card_spec(mixed_uri: str, mask: np.ndarray, height: int = 250) -> dict:
-    """The mixed image (a data URI) and its mask side by side, the mask's colour bar under it."""
-    layout = grid_layout(1, 2, ["mixed image", "mask"], gap=0.04, title_size=15)
-    mask_domain = layout["xaxis2"]["domain"]
-    # 80 % of the panel: the end labels, centred on the bar's ends, stay inside the figure
-    colour_bar = dict(COLOUR_BAR_UNDER, x=sum(mask_domain) / 2, len=0.8 * (mask_domain[1] - mask_domain[0]))
-    layout.update(height=height, margin={"l": 0, "r": 0, "t": 26, "b": 42}, font=FONT, plot_bgcolor="white")
-    return {"data": [_image(mixed_uri, 0), _mask(mask, 1, colorbar=colour_bar)], "layout": layout}
-
-
-def stages_spec(raw: list[np.ndarray], augmented: list[np.ndarray], titles_raw: list[str],
-                titles_augmented: list[str], merged: np.ndarray, mixed_uri: str, merged_title: str,
-                height: int = 460) -> dict:
-    """MiAMix's stages: each layer's mask before (top row) and after augmentation (bottom row), then the
-    merged mask (top) and the mixed image (bottom) — miamix.md Fig. 2."""
-    columns = len(raw) + 1
-    traces = []
-    for index, (before, after) in enumerate(zip(raw, augmented)):
-        traces += [_mask(before, index, coloraxis="coloraxis"), _mask(after, columns + index, coloraxis="coloraxis")]
-    traces += [_mask(merged, columns - 1, coloraxis="coloraxis"), _image(mixed_uri, 2 * columns - 1)]
-    layout = grid_layout(2, columns, titles_raw + [merged_title] + titles_augmented + ["mixed image"], gap=0.03,
-                          title_size=14)
-    layout.update(height=height, margin={"l": 0, "r": 0, "t": 26, "b": 0}, font=FONT, plot_bgcolor="white",
-                  coloraxis={"colorscale": MASK_SCALE, "cmin": 0, "cmax": 100, "colorbar": COLOUR_BAR})
-    return {"data": traces, "layout": layout}
 
 
 def prior_spec(x: np.ndarray, curves: list[tuple[str, np.ndarray]], marks: list[tuple[str, float, int | None]],

@@ -78,8 +78,8 @@ def _img(uri: str, alt: str, side: int) -> str:
 def panel_html(uri: str, title: str, side: int, *, colour_bar: bool = False, alt: str | None = None) -> str:
     """One titled picture (``side`` is its size in pixels), optionally with the mask colour bar under it."""
     bar = colour_bar_html() if colour_bar else ""
-    return (f'<figure class="msda-panel"><figcaption>{html.escape(title)}</figcaption>'
-            f'{_img(uri, alt or title, side)}{bar}</figure>')
+    caption = f"<figcaption>{html.escape(title)}</figcaption>" if title else ""
+    return f'<figure class="msda-panel">{caption}{_img(uri, alt or title, side)}{bar}</figure>'
 
 
 def panels_html(panels: list[str], *, css_class: str = "msda-pics") -> str:
