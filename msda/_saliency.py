@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+from ._checks import check_choice
+
 DETECTORS = ("fine_grained", "spectral_residual")
 
 # Half-sides of OpenCV's six centre-surround neighbourhoods (3·4, 3·4·2, 3·4·4, 7·4, 7·4·2, 7·4·4).
@@ -74,6 +76,7 @@ def _floor_255_times(fraction: Tensor) -> Tensor:
     return whole - (scaled - whole < fraction).float()
 
 
+@torch.no_grad()  # a detector of byte levels: nothing to differentiate, so no graph is kept
 def fine_grained(images: Tensor) -> Tensor:
     """OpenCV's StaticSaliencyFineGrained map of each image: [B, H, W] float32 in [0, 1] (byte level / 255).
 
@@ -178,6 +181,7 @@ def spectral_residual(images: Tensor, size: int = 64) -> Tensor:
 
 def saliency_map(images: Tensor, detector: str = "fine_grained", *, size: int = 64) -> Tensor:
     """The map of `detector` (one of :data:`DETECTORS`): [B, H, W] for fine_grained, [B, size, size] else."""
+    check_choice("saliency", detector, DETECTORS)
     if detector == "fine_grained":
         return fine_grained(images)
     return spectral_residual(images, size)

@@ -189,6 +189,11 @@ def test_fine_grained_grey_and_other_channel_counts(device):
     assert fine_grained(grey.expand(2, 4, 30, 30)).shape == (2, 30, 30)
 
 
+def test_fine_grained_keeps_no_graph():
+    images = torch.rand(2, 3, 20, 20, requires_grad=True)
+    assert not fine_grained(images).requires_grad
+
+
 def test_fine_grained_flat_image_gives_a_zero_map(device):
     out = fine_grained(torch.full((2, 3, 20, 20), 0.4, device=device))
     assert torch.equal(out, torch.zeros_like(out))
@@ -245,6 +250,8 @@ def test_saliencymix_rejects_an_unknown_detector(bad):
         assert bad in str(error.value) and "fine_grained" in str(error.value)
     with pytest.raises(ValueError, match="saliency"):
         saliencymix_mask(torch.full((4,), 0.5), images, saliency="opencv")
+    with pytest.raises(ValueError, match="saliency must be one of 'fine_grained', 'spectral_residual'; got 'opencv'"):
+        saliency_peak(images, "opencv")
 
 
 def test_saliencymix_pinned_centres_override_the_detector(device, monkeypatch):
