@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ._random import integers, uniform
 
-__all__ = ["Distribution", "Uniform", "Integers", "Drawn"]
+__all__ = ["Distribution", "Uniform", "Integers", "Drawn", "Derived"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,9 @@ class Drawn(Distribution):
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class Derived(Drawn):
+    """Not drawn at all: computed from λ and the other draws (a σ solved so the mask's mean is λ). Such a value
+    is reported in ``MixOutput.details``, and pinning it overrides the computation."""

@@ -17,7 +17,7 @@ from torch import Tensor
 from ._checks import (check_choice, check_generator, check_int, check_lam, check_real, check_size,
                       check_values_in, describe)
 from ._random import beta, uniform
-from .distributions import Distribution, Drawn
+from .distributions import Derived, Distribution, Drawn
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Param:
 
     @property
     def random(self) -> bool:
-        return self.default is None and self.sampled is not None
+        """Drawn per call when not pinned (a Derived value is computed, not drawn)."""
+        return self.default is None and self.sampled is not None and not isinstance(self.sampled, Derived)
 
     def check(self, method: str, value: Any) -> Any:
         """Validate a pinned value; returns it (Python numbers normalised)."""
@@ -118,6 +119,7 @@ class MethodInfo:
     default_alpha: float | None  # concentration of the λ prior; None when λ is not drawn
     params: tuple[Param, ...] = ()
     uses_lam: bool = True  # False: the requested λ does not shape the mask (cutout, smoothmix by default)
+    exact_lam: bool = False  # True: the mask's mean is the requested λ for every λ in [0, 1] (pixel rounding aside)
     mask_only: bool = True  # True: mixed = mask·x + (1 − mask)·x_partner exactly
     mixes_labels: bool = True  # False: the label stays the sample's own (cutout)
     needs_logits: bool = False

@@ -32,6 +32,7 @@ INFO = MethodInfo(
     paper='Harris et al., "FMix: Enhancing Mixed Sample Data Augmentation", 2020',
     arxiv="2002.12047",
     default_alpha=1.0,
+    exact_lam=True,
     params=FOURIER_PARAMS,
     notes="Exactly round(λ·H·W) pixels keep the own image; the rest take the partner.",
 )

@@ -10,14 +10,15 @@ import torch
 from torch import Tensor
 
 from .._gaussian import gaussian_mask, sigma_in_pixels
-from ..distributions import Uniform
+from ..distributions import Derived, Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
 CENTER_PARAMS = (
     Param("center_x", "blob centre, as a fraction of the width", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
     Param("center_y", "blob centre, as a fraction of the height", low=0.0, high=1.0, sampled=Uniform(0.0, 1.0)),
     Param("sigma", "blob spread σ, as a fraction of the image side √(H·W); when not pinned, σ is solved per "
-          "sample so the mask's mean is λ", low=0.0, high=10.0, low_open=True),
+          "sample so the mask's mean is λ", low=0.0, high=10.0, low_open=True,
+          sampled=Derived("solved per sample so that the mask's mean is λ")),
 )
 
 INFO = MethodInfo(
@@ -30,6 +31,7 @@ INFO = MethodInfo(
           "NeurIPS 2022",
     arxiv="2208.09913",
     default_alpha=1.0,
+    exact_lam=True,
     params=CENTER_PARAMS,
     notes="σ is calibrated per sample by bisection so that the blob's area inside the image is 1 − λ, even "
           "when the border cuts the blob (the paper's σ = √(λN) ignores the border).",

@@ -84,12 +84,13 @@ class HardMix(MaskMethod):
 
     def _hard(self, batch, read) -> Tensor:
         """The pinned pool, else the one the logits define."""
+        hardness, top_frac = read.value("hardness"), read.value("top_frac")
         if read.pinned("hard"):
             hard = read.value("hard")
             if hard.shape != (batch.size,) or hard.dtype != torch.bool:
                 raise ValueError(f"hardmix: hard must be a [{batch.size}] bool tensor, got {describe(hard)}")
             return hard.to(batch.device)
-        return read.record("hard", hard_samples(batch, read.value("hardness"), read.value("top_frac")))
+        return read.record("hard", hard_samples(batch, hardness, top_frac))
 
     def pair(self, batch, *, generator, params):
         return hard_partners(self._hard(batch, self.reader(batch, generator, params)), generator=generator)

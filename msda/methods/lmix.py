@@ -44,6 +44,7 @@ INFO = MethodInfo(
           "Signal, Image and Video Processing, 2023",
     arxiv=None,
     default_alpha=1.0,
+    exact_lam=True,
     params=FOURIER_PARAMS + (
         Param("sharpen", "high-boost strength k of the mask's spectrum (eq. 5); 0 gives FMix's mask", default=1.0,
               low=0.0, high=10.0),

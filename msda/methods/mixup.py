@@ -18,6 +18,7 @@ INFO = MethodInfo(
     paper='Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018',
     arxiv="1710.09412",
     default_alpha=1.0,
+    exact_lam=True,
 )
 
 
