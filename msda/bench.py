@@ -19,11 +19,17 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 import msda
+from msda._devices import check_device, check_output_folder
+
+
+MIN_SIZE = 8
+"""Smallest image side benchmarked: the grid and smoothing methods need a few pixels per cell."""
 
 
 def synchronize(device: torch.device) -> None:
@@ -120,9 +126,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    for flag, value, low in (("--batch", args.batch, 2), ("--size", args.size, MIN_SIZE), ("--repeats", args.repeats, 1),
+                             ("--model-steps", args.model_steps, 0), ("--num-classes", args.num_classes, 1)):
+        if value < low:
+            parser.error(f"{flag} must be at least {low}, got {value}")
     if args.batch % 2:
         parser.error(f"--batch must be even (timm's elem mode needs it), got {args.batch}")
-    device = torch.device(args.device)
+    try:
+        device = check_device(args.device)
+        if args.json:  # before the benchmark, not after minutes of it
+            check_output_folder(args.json, "--json")
+    except ValueError as error:
+        parser.error(str(error))
 
     g = torch.Generator(device=device).manual_seed(0)
     images = torch.rand(args.batch, 3, args.size, args.size, device=device, generator=g)
@@ -179,9 +194,9 @@ def main(argv=None) -> dict:
               "torch": torch.__version__, "resnet50_step_s": step, "msda_s": ours, "peers_s": peers,
               "checks": checks}
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        from msda.training.checkpoint import atomic_write
+
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     return result
 
 

@@ -23,7 +23,10 @@ from pathlib import Path
 import torch
 
 import msda
+from msda._devices import check_device, check_output_folder
 from msda.bench import synchronize
+from msda.models import ARCHS, list_models
+from msda.training.checkpoint import atomic_write
 from msda.training.loop import Settings, Trainer
 from msda.training.recipes import RECIPES
 
@@ -69,7 +72,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--methods", nargs="*", default=list(msda.METHODS), choices=msda.METHODS)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
+    for flag, value, low in (("--batch", args.batch, 1), ("--size", args.size, 8), ("--train-size", args.train_size, 1),
+                             ("--steps", args.steps, 1), ("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0)):
+        if value < low:
+            parser.error(f"{flag} must be at least {low}, got {value}")
+    if args.arch not in list_models():
+        parser.error(f"--arch must be one of msda.models.list_models() (ours: {', '.join(ARCHS)}), got {args.arch!r}")
+    try:
+        device = check_device(args.device)
+        if args.json:  # before the benchmark, not after minutes of it
+            check_output_folder(args.json, "--json")
+    except ValueError as error:
+        parser.error(str(error))
     cuda = device.type == "cuda"
     recipe = RECIPES["shapes"]
     recipe = type(recipe)(**{**recipe.to_dict(), "batch_size": args.batch, "prob": 1.0})  # every sample mixed
@@ -92,7 +106,10 @@ def main(argv=None) -> dict:
                                 out=Path(folder) / "bench.safetensors", train_size=args.train_size,
                                 test_size=args.batch, size=args.size, device=args.device, amp=cuda,
                                 channels_last=cuda, progress=False, **extra)
-            trainers[label] = _Run(settings)
+            try:
+                trainers[label] = _Run(settings)
+            except ValueError as error:  # --arch, --data, --root or --size that the data or models refute
+                parser.error(str(error))
             trainers[label].seconds(args.warmup)
         times = {label: [] for label in trainers}
         for _ in range(args.rounds):
@@ -105,7 +122,7 @@ def main(argv=None) -> dict:
     result = {"device": str(device), "arch": args.arch, "data": args.data, "size": args.size, "batch": args.batch,
               "images_per_s": rates}
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     return result
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 import msda
+from msda._devices import check_device
 from msda.data import DATASETS
 from msda.training.distributed import world
 from msda.training.loop import Settings, train
@@ -35,10 +36,6 @@ larger is a typo (1e30), not an experiment, and turns every weight into NaN with
 MAX_WEIGHT_DECAY = 1.0
 """Largest accepted --weight-decay: at 1 the decay alone halves a weight every few steps at lr 0.1; the
 papers use 1e-4–5e-4."""
-
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-"""The devices the training loop runs on (autocast, channels-last and the generators are tested on these)."""
-
 
 def parse_param(text: str) -> tuple[str, object]:
     """``name=value`` with value a Python literal (number, bool, string, tuple); bare words stay strings."""
@@ -147,28 +144,6 @@ def check_optimiser_settings(recipe) -> None:
             what = " (at most --epochs)" if name == "warmup_epochs" else ""
             raise ValueError(f"--{name.replace('_', '-')} must be a number in [{low:g}, {high:g}{right}{what}, "
                              f"got {value}")
-
-
-def check_device(text: str) -> torch.device:
-    """The --device string as a torch.device this machine has, or a ValueError saying what it has."""
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in DEVICE_TYPES:
-        raise ValueError(f"--device must be one of {', '.join(DEVICE_TYPES)} (optionally with an index, e.g. "
-                         f"cuda:1), got {text!r}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {text}: this machine has no usable CUDA GPU; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {text}: there are {torch.cuda.device_count()} CUDA devices "
-                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {text}: MPS is not available on this machine; use --device cpu")
-    if device.type == "cpu" and device.index not in (None, 0):
-        raise ValueError(f"--device {text}: there is one CPU device, cpu (or cpu:0)")
-    return device
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from msda._checks import check_int, check_real
+from msda._devices import check_device
 from msda.data import DATASETS
 from ..cam import CAM_METHODS, cam, evaluation_mode
 from .._cli import load_models
@@ -22,6 +24,17 @@ from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
 from .study import STUDY_METRICS, _ring, occlusion_study
 
 # ----------------------------------------------------------------------------------------------- the CLI
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a folder, or a path where one can be made: not a file, nor below one."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (occlusion.csv, .json and .html are written into it)")
+    existing = next(parent for parent in (out, *out.absolute().parents) if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, so no folder can be made below it")
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,16 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the study from the command line; returns ``{"table": DataFrame, "files": {kind: Path}}``."""
-
-
-
     args = build_parser().parse_args(argv)
+    _check_out(args.out)  # before the study, not after minutes of it
     check_int("--n", args.n, low=1)
     check_int("--n-boxes", args.n_boxes, low=1)
     check_real("--box-frac", args.box_frac, low=0.0, high=1.0, low_open=True)
     check_int("--examples", args.examples, low=0)
     check_int("--batch-size", args.batch_size, low=1)
-    device = torch.device(args.device)
+    device = check_device(args.device)
     loaded = load_models(args.checkpoints, "--checkpoints", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]

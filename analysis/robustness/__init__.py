@@ -31,9 +31,10 @@ analysis.robustness …`` shards the evaluation over N processes):
 from .evaluate import (DEFAULT_FGSM_EPS, DEFAULT_SEVERITIES, FGSMCurve, RobustnessResults, corruption_seed,
                        evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curve, fgsm_curves, shard_blocks)
 from .figures import error_heatmaps, fgsm_figure, summary_bars
+from .reports import read_report
 from .tables import SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, long_table, summarise
 
 __all__ = ["DEFAULT_FGSM_EPS", "DEFAULT_SEVERITIES", "SUMMARY_COLUMNS", "FGSMCurve", "RobustnessResults",
            "alexnet_normalised", "corruption_seed", "error_heatmaps", "evaluate_corrupted_datasets",
            "evaluate_corruptions", "fgsm_curve", "fgsm_curves", "fgsm_figure", "fgsm_table", "long_table",
-           "shard_blocks", "summarise", "summary_bars"]
+           "read_report", "shard_blocks", "summarise", "summary_bars"]

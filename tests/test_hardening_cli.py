@@ -1,0 +1,88 @@
+"""Regression tests for issue 13's command-line tracebacks outside msda.train: msda.bench and
+msda.bench_train refuse bad counts, devices and --json folders in one line before any work, and
+analysis.occlusion refuses an --out that is a file."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from msda import bench, bench_train
+
+
+def exits_with_message(capsys, main, argv) -> str:
+    started = time.perf_counter()
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and time.perf_counter() - started < 2.0  # refused before any benchmark ran
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--batch", "0"], "--batch must be at least 2, got 0"),
+    (["--size", "0"], "--size must be at least 8, got 0"),
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--num-classes", "0"], "--num-classes must be at least 1, got 0"),
+    (["--model-steps", "-1"], "--model-steps must be at least 0, got -1"),
+    (["--device", "banana"], "--device must be one of cpu, cuda, mps"),
+    (["--json", "/no/such/folder/out.json"], "--json /no/such/folder/out.json: the folder /no/such/folder does not exist"),
+])
+def test_bench_bad_arguments_are_one_line(capsys, argv, message):
+    assert message in exits_with_message(capsys, bench.main, argv)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--batch", "0"], "--batch must be at least 1, got 0"),
+    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+    (["--device", "banana"], "--device must be one of cpu, cuda, mps"),
+    (["--json", "/no/such/folder/out.json"], "the folder /no/such/folder does not exist"),
+    (["--arch", "resnet9000"], "--arch must be one of msda.models.list_models() (ours: resnet20"),
+    (["--data", "shapes", "--size", "16", "--train-size", "4", "--batch", "8", "--methods"],
+     "--train-size 4 is smaller than one batch (8)"),
+])
+def test_bench_train_bad_arguments_are_one_line(capsys, argv, message):
+    assert message in exits_with_message(capsys, bench_train.main, argv)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_bench_cuda_without_a_gpu_is_one_line(capsys):
+    assert "no usable CUDA GPU" in exits_with_message(capsys, bench.main, ["--device", "cuda"])
+
+
+def test_bench_json_is_written_atomically(tmp_path):
+    out = tmp_path / "bench.json"
+    result = bench.main(["--batch", "4", "--size", "16", "--repeats", "1", "--model-steps", "0", "--methods",
+                         "mixup", "--num-classes", "10", "--json", str(out)])
+    assert out.exists() and result["batch"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+@pytest.mark.parametrize("kind", ["file", "below-a-file"])
+def test_occlusion_out_that_is_a_file_is_one_line(tmp_path, kind):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    existing = tmp_path / "occlusion.csv"
+    existing.write_text("not a folder")
+    out = existing if kind == "file" else existing / "reports"
+    done = subprocess.run([sys.executable, "-m", "analysis.occlusion", "--checkpoints", "none.safetensors",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert ("is a file; give a folder" if kind == "file" else "is a file, so no folder can be made") in done.stderr
+
+
+def test_occlusion_out_is_checked_before_anything_is_loaded(tmp_path):
+    from analysis.occlusion.__main__ import main
+
+    (tmp_path / "out").write_text("")
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="is a file; give a folder"):
+        main(["--checkpoints", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "out")])
+    assert time.perf_counter() - started < 2.0
