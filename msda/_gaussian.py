@@ -16,8 +16,8 @@ from torch import Tensor
 from ._render import pixel_centers
 from ._solve import bisect
 
-# The bisection runs on a grid subsampled to at most this many points per side; Newton steps on the full
-# grid then remove the subsampling error.
+# The bisection runs on a grid subsampled to at most this many points along each axis (never fewer than
+# one); Newton steps on the full grid then remove the subsampling error.
 _COARSE_SIDE = 32
 _NEWTON_STEPS = 2
 
@@ -47,8 +47,11 @@ def solve_sigma(form: Tensor, cover: Tensor, det: Tensor) -> Tensor:
     below.
     """
     height, width = form.shape[-2:]
-    stride = max(1, math.ceil(max(height, width) / _COARSE_SIDE))
-    coarse = form[:, stride // 2::stride, stride // 2::stride]
+    # One stride per axis: a single stride from the longer side skipped past the whole shorter side of an
+    # elongated image (8×1000: rows from 16 on), leaving an empty grid whose NaN mean froze the bisection.
+    stride_y = max(1, math.ceil(height / _COARSE_SIDE))
+    stride_x = max(1, math.ceil(width / _COARSE_SIDE))
+    coarse = form[:, stride_y // 2::stride_y, stride_x // 2::stride_x]
     inside = (cover * height * width / (2 * math.pi * det.sqrt())).sqrt()
     low = (0.5 * inside).clamp_min(1e-3)
     sigma = bisect(lambda s: blob_area(coarse, s), cover, low, 50.0 * max(height, width), iters=24, log=True)
