@@ -81,3 +81,48 @@ def test_miamix_second_augmentation_resumes_bit_for_bit(tmp_path, monkeypatch):
     run(tmp_path, *args, "--resume", name="resumed")
     a, b = load_file(straight), load_file(tmp_path / "resumed.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cutout_fills_with_the_datasets_mean_colour(tmp_path, monkeypatch):
+    from msda.training.checkpoint import read_checkpoint_meta
+
+    seen = []
+    original = msda.Mixer.__init__
+
+    def spy(self, method, **kwargs):
+        seen.append((method, kwargs.get("fill")))
+        return original(self, method, **kwargs)
+
+    monkeypatch.setattr(msda.Mixer, "__init__", spy)
+    _, out = run(tmp_path, "--method", "cutout", "--epochs", "1")
+    meta = read_checkpoint_meta(out)
+    mean = tuple(meta["mean"])
+    assert ("cutout", mean) in seen and len(mean) == 3 and all(0 < v < 1 for v in mean)
+    assert tuple(meta["method_params"]["fill"]) == mean  # the checkpoint says what the squares held
+
+
+def test_cutout_fill_given_on_the_command_line_wins(tmp_path, monkeypatch, mixer_calls):
+    from msda.training.checkpoint import read_checkpoint_meta
+
+    _, out = run(tmp_path, "--method", "cutout", "--epochs", "1", "--param", "fill=0.0")
+    assert read_checkpoint_meta(out)["method_params"] == {"fill": 0.0}
+
+
+def test_cutout_squares_hold_the_mean_colour_in_training(tmp_path, monkeypatch):
+    outputs = []
+    original = msda.Mixer.__call__
+
+    def spy(self, images, labels, **kwargs):
+        out = original(self, images, labels, **kwargs)
+        outputs.append(out)
+        return out
+
+    monkeypatch.setattr(msda.Mixer, "__call__", spy)
+    _, out = run(tmp_path, "--method", "cutout", "--epochs", "1")
+    from msda.training.checkpoint import read_checkpoint_meta
+
+    mean = torch.tensor(read_checkpoint_meta(out)["mean"])
+    cut = outputs[0].mask[:, 0] < 0.5  # [B, H, W] inside the squares
+    assert cut.any()
+    filled = outputs[0].images.permute(0, 2, 3, 1)[cut]  # [pixels, 3]
+    assert torch.allclose(filled, mean.expand_as(filled), atol=1e-6)

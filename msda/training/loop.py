@@ -193,6 +193,10 @@ class Trainer:
         self.order_generator = torch.Generator().manual_seed(settings.seed)
         self.augment_generator = torch.Generator(self.device).manual_seed(settings.seed * 1000 + 1 + self.rank)
         self.mixer = None
+        # Cutout's reference code cuts after Normalize, so its zeros are the dataset's mean colour: give the
+        # mean the model normalises with (in [0, 1] image space) unless --param fill says otherwise.
+        self.implied_params = ({"fill": tuple(float(v) for v in self.info["mean"])}
+                               if settings.method == "cutout" and "fill" not in settings.method_params else {})
         if settings.method != "none":
             self.mixer = msda.Mixer(settings.method, num_classes=self.info["num_classes"], alpha=settings.alpha,
                                     prob=recipe.prob if settings.prob is None else settings.prob,
@@ -200,7 +204,7 @@ class Trainer:
                                     generator=torch.Generator(self.device).manual_seed(
                                         settings.seed * 1000 + 500 + self.rank),
                                     check_values=False,  # labels are checked once below, not every step
-                                    **settings.method_params)
+                                    **settings.method_params, **self.implied_params)
         self.needs_logits = self.mixer is not None and msda.methods_info()[settings.method].needs_logits
         # MiAMix self-mixing pairs a sample with "two distinct random data augmentations" of itself
         # (miamix.md §3.2): a second, independent pass of the training augmentation over the un-augmented
@@ -463,7 +467,7 @@ class Trainer:
         settings = self.settings
         meta = {
             **self.info, "arch": settings.arch, "method": settings.method,
-            "method_params": settings.method_params,
+            "method_params": {**settings.method_params, **self.implied_params},
             "alpha": self.mixer.alpha if self.mixer else None,
             "prob": self.mixer.prob if self.mixer else None,
             "label_smoothing": settings.label_smoothing, "hardness": settings.hardness if self.needs_logits else None,
