@@ -72,16 +72,20 @@ def paste_resized(images: Tensor, x0: Tensor, y0: Tensor, box_w: Tensor, box_h: 
     return out.to(images.dtype)
 
 
-def random_view(images: Tensor, *, generator: torch.Generator | None, min_scale: float = 0.6) -> Tensor:
-    """A cheap second view of each image: random horizontal flip and random crop (area ≥ min_scale)
-    resized back, one batched affine warp."""
-    batch, _, height, width = images.shape
-    device = images.device
-    scale = uniform(min_scale, 1.0, batch, generator=generator, device=device).sqrt()
-    flip = torch.where(bernoulli(0.5, batch, generator=generator, device=device), -1.0, 1.0)
-    # The crop centre may move as far as the crop stays inside the image.
-    shift_x = uniform(-1.0, 1.0, batch, generator=generator, device=device) * (1 - scale)
-    shift_y = uniform(-1.0, 1.0, batch, generator=generator, device=device) * (1 - scale)
+def random_view_params(n: int, *, generator: torch.Generator | None, device: torch.device,
+                       min_scale: float = 0.6) -> Tensor:
+    """[n, 4] draws of a cheap second view: (scale, flip ±1, shift_x, shift_y) — a random horizontal flip and a
+    random crop of area ≥ min_scale whose centre moves as far as the crop stays inside the image."""
+    scale = uniform(min_scale, 1.0, n, generator=generator, device=device).sqrt()
+    flip = torch.where(bernoulli(0.5, n, generator=generator, device=device), -1.0, 1.0)
+    shift_x = uniform(-1.0, 1.0, n, generator=generator, device=device) * (1 - scale)
+    shift_y = uniform(-1.0, 1.0, n, generator=generator, device=device) * (1 - scale)
+    return torch.stack([scale, flip, shift_x, shift_y], 1)
+
+
+def view(images: Tensor, params: Tensor) -> Tensor:
+    """The views of :func:`random_view_params` ([B, 4]) of each image, one batched affine warp."""
+    scale, flip, shift_x, shift_y = params.unbind(1)
     zero = torch.zeros_like(scale)
     theta = torch.stack([torch.stack([scale * flip, zero, shift_x], -1),
                          torch.stack([zero, scale, shift_y], -1)], 1)

@@ -30,7 +30,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .._fourier import sharpen
-from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, blend_into, mask_generator, register
+from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 from .fmix import FOURIER_PARAMS, fourier_mask
 
 INFO = MethodInfo(
