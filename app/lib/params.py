@@ -137,14 +137,33 @@ def _paired_numbers_widget(key: str, param: Param, names_param: Param, names: tu
     return tuple(values)
 
 
-def _numbers_widget(key: str, param: Param) -> tuple | str:
-    """The numbers typed in, or a message saying what is wrong with them."""
-    example = ", ".join(f"{v:g}" for v in param.default)
-    text = st.text_input(f"{_label(param)} (comma-separated)", value=example, key=key, help=param.description)
+def _numbers_widget(key: str, param: Param) -> tuple | str | None:
+    """The numbers typed in, None when left empty (no default: the method chooses), or a message saying what
+    is wrong with them."""
+    example = ", ".join(f"{v:g}" for v in param.default) if param.default is not None else ""
+    text = st.text_input(f"{_label(param)} (comma-separated)", value=example, key=key, help=param.description,
+                         placeholder=str(param.sampled or "the method's choice"))
+    if param.default is None and not text.strip():
+        return None
+    example = example or "5, 7"
     values = tuple(_number(part) for part in text.split(",") if part.strip())
     if not values or any(v is None for v in values):
         return f"{param.name} must be numbers separated by commas, like {example}; got {text!r}."
     return values
+
+
+def _end(value: float) -> str:
+    return f"{value:.3g}".replace("-", "−")
+
+
+def drawn_slider_html(label: str, value: float, low: float, high: float, source: str, integer: bool) -> str:
+    """A greyed-out slider at ``value`` on [low, high], in HTML: where an unpinned parameter's draw is shown."""
+    share = 0.0 if high <= low else (value - low) / (high - low) * 100
+    text = f"{int(value)}" if integer else _end(round(value, 2)) if abs(value) < 10 else f"{value:.1f}"
+    return (f'<div class="msda-drawn" title="{label}: {text}, {source}; pin it to set it">'
+            f'<div class="msda-drawn-label">{label} <b>{text}</b> <span>({source})</span></div>'
+            f'<div class="msda-drawn-track"><div class="msda-drawn-dot" style="left:{share:.1f}%"></div></div>'
+            f'<div class="msda-drawn-ends"><span>{_end(low)}</span><span>{_end(high)}</span></div></div>')
 
 
 def _pin_from_screen(value_key: str, drawn_key: str) -> None:
@@ -194,7 +213,8 @@ class ParameterControls:
             elif param.kind == "names":
                 value = _names_widget(key, param)
             elif param.kind == "numbers":
-                partner = next((p for p in names_params if len(p.default) == len(param.default)), None)
+                partner = next((p for p in names_params if param.default is not None
+                                and len(p.default) == len(param.default)), None)
                 if partner is not None:
                     value = _paired_numbers_widget(key, param, partner,
                                                    chosen.get(partner.name, tuple(partner.default)))
@@ -227,24 +247,19 @@ class ParameterControls:
     def show_draws(self, draws: dict[str, Any], derived: dict[str, Any]) -> None:
         """Fill the place of each unpinned parameter with a greyed-out slider at the value the mix used
         (``draws``: msda's ``out.params`` of sample 0; ``derived``: its ``out.details``, where a solved value
-        such as GMix's σ is), or say that it depends on each draw."""
+        such as GMix's σ is), or say that the mix did not use it. The greyed-out slider is drawn, not a widget:
+        it follows every new draw, and pinning starts from its value (kept in session state)."""
         for param, placeholder in self._unpinned:
             value = draws.get(param.name, derived.get(param.name))
             shown = None if value is None or param.low is None or param.high is None else _display_value(param,
                                                                                                         value)
-            drawn_key = self.key(param, "drawn")
-            with placeholder.container():
-                if shown is None:
-                    st.caption(f"{_label(param)}: {'not used by this mix' if value is None else value}")
-                    continue
-                st.session_state[drawn_key] = shown
-                if param.kind == "int":
-                    st.slider(f"{_label(param)} (drawn)", int(param.low), int(param.high), step=1, key=drawn_key,
-                              disabled=True, help=param.description)
-                else:
-                    low, high, step = slider_bounds(param)
-                    st.slider(f"{_label(param)} (drawn)", low, high, step=step, key=drawn_key, disabled=True,
-                              format=_format(step), help=param.description)
+            if shown is None:
+                placeholder.caption(f"{_label(param)}: {'not used by this mix' if value is None else value}")
+                continue
+            st.session_state[self.key(param, "drawn")] = shown
+            source = "drawn" if param.name in draws else "solved by the method"
+            placeholder.markdown(drawn_slider_html(_label(param), shown, float(param.low), float(param.high),
+                                                   source, param.kind == "int"), unsafe_allow_html=True)
 
     def clear_draws(self, message: str) -> None:
         for _, placeholder in self._unpinned:

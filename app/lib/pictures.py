@@ -96,5 +96,11 @@ STYLE = """
 .msda-panel img { width: 100%; height: auto; display: block; border-radius: 2px; }
 .msda-bar { height: 10px; margin-top: 4px; border-radius: 2px; }
 .msda-ticks { display: flex; justify-content: space-between; font-size: 0.8rem; line-height: 1.2; }
+.msda-drawn { margin: 0 0 0.6rem 0; color: #6b6f76; }
+.msda-drawn-label { font-size: 0.9rem; } .msda-drawn-label span { font-size: 0.8rem; }
+.msda-drawn-track { position: relative; height: 4px; background: #d5d7db; border-radius: 2px; margin: 8px 6px 4px 6px; }
+.msda-drawn-dot { position: absolute; top: -5px; width: 14px; height: 14px; margin-left: -7px; border-radius: 50%;
+  background: #a3a8b1; }
+.msda-drawn-ends { display: flex; justify-content: space-between; font-size: 0.75rem; }
 """
 """CSS of the pictures, put on the page once (:func:`page_style` in Home)."""

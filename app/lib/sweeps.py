@@ -64,11 +64,21 @@ class Sweep:
 
 def _repeat(value: Any, n: int, batch: int) -> Any:
     """Sample A's value for n copies of A and sample B's for n copies of B (per-sample tensors), recursively;
-    batch-level values as they are."""
+    batch-level values as they are. Entries that hold values for some samples only (MiAMix's per-layer draws)
+    name them in ``rows``: each row becomes its n copies."""
     if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == batch:
         return torch.cat([value[:1].expand(n, *value.shape[1:]), value[1:2].expand(n, *value.shape[1:])]).clone()
+    if isinstance(value, dict) and isinstance(value.get("rows"), torch.Tensor):
+        rows = value["rows"]
+        source = torch.arange(rows.shape[0]).repeat_interleave(n)  # which old row each new row copies
+        copies = (rows[:, None] * n + torch.arange(n)[None, :]).reshape(-1)
+        return {key: copies if key == "rows" else
+                inner[source] if isinstance(inner, torch.Tensor) and inner.ndim >= 1 and inner.shape[0] == rows.shape[0]
+                else _repeat(inner, n, batch) for key, inner in value.items()}
     if isinstance(value, dict):
         return {key: _repeat(inner, n, batch) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_repeat(inner, n, batch) for inner in value]
     return value
 
 
@@ -96,7 +106,12 @@ def lam_sweep(method: str, images: torch.Tensor, replay: dict, *, alpha: float, 
     """The card's mix at λ = 0, 1/(steps − 1), …, 1: one msda call with ``lam`` a [steps] tensor (doubled for
     the B half of the batch), every other draw pinned from ``replay`` (the card's ``MixOutput.params``)."""
     lams = torch.linspace(0.0, 1.0, steps)
-    masks, mixed, effective = _run(method, images, replay, steps, alpha, params, lam=lams)
+    override = {}
+    if "layer_lams" in replay:  # MiAMix: the own share is λ, the layers keep their proportions of 1 − λ
+        shares = replay["layer_lams"][0]
+        layers = shares[:-1] / (shares[:-1].sum() if float(shares[:-1].sum()) > 0 else 1.0)
+        override["layer_lams"] = torch.cat([layers[None] * (1 - lams)[:, None], lams[:, None]], dim=1)
+    masks, mixed, effective = _run(method, images, replay, steps, alpha, params, lam=lams, override=override)
     return Sweep("λ", lams.numpy(), masks.numpy(), mixed.numpy(), effective.numpy())
 
 
