@@ -66,12 +66,18 @@ def solve_sigma(form: Tensor, cover: Tensor, det: Tensor) -> Tensor:
 
 
 def gaussian_mask(lam: Tensor, cx: Tensor, cy: Tensor, q: Tensor, theta: Tensor, sigma: Tensor | None,
-                  height: int, width: int) -> Tensor:
-    """[B, 1, H, W] own-image weight 1 − blob; σ in pixels, or None to calibrate it to λ."""
+                  height: int, width: int, read=None) -> Tensor:
+    """[B, 1, H, W] own-image weight 1 − blob; σ in pixels, or None to calibrate it to λ.
+
+    With a ParamReader ``read``, a calibrated σ is reported as the derived ``sigma`` (a fraction of √(H·W),
+    the unit of the ``sigma`` parameter).
+    """
     form = quadratic_form(cx, cy, q, theta, height, width)
     if sigma is not None:
         return (1.0 - torch.exp(-form / (2 * sigma.clamp_min(1e-6)[:, None, None] ** 2)))[:, None]
     sigma = solve_sigma(form, 1.0 - lam, 1 - q * q)
+    if read is not None:
+        read.derive("sigma", sigma / math.sqrt(height * width))
     mask = 1.0 - torch.exp(-form / (2 * sigma[:, None, None] ** 2))
     # λ = 1 asks for no blob and λ = 0 for an all-partner image; the Gaussian only reaches these in the limit.
     mask = torch.where(lam[:, None, None] >= 1, torch.ones_like(mask), mask)

@@ -51,7 +51,7 @@ def agmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tenso
         read.tensor("q"),
         read.tensor("theta"),
         None if sigma is None else sigma_in_pixels(read.tensor("sigma"), height, width),
-        height, width,
+        height, width, read,
     )
 
 

@@ -53,7 +53,7 @@ def gmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tensor
         read.tensor("center_y") * height,
         zeros, zeros,
         None if sigma is None else sigma_in_pixels(read.tensor("sigma"), height, width),
-        height, width,
+        height, width, read,
     )
 
 

@@ -61,7 +61,7 @@ def smoothmix_c_mask(lam: Tensor, height: int, width: int, read: ParamReader) ->
         def area(s):
             gy, gx = _profiles(s, cx, cy, height, width)
             return gy.mean(1) * gx.mean(1)
-        sigma = bisect(area, 1.0 - lam, 1e-4, 100.0, iters=40, log=True)
+        sigma = read.derive("sigma", bisect(area, 1.0 - lam, 1e-4, 100.0, iters=40, log=True))
     else:
         sigma = read.tensor("sigma")
     gy, gx = _profiles(sigma.clamp_min(1e-6), cx, cy, height, width)

@@ -82,7 +82,7 @@ def smoothmix_s_mask(lam: Tensor, height: int, width: int, read: ParamReader) ->
             gy, gx = _profiles(s, cx, cy, border, height, width)
             return gy.mean(1) * gx.mean(1)
         # σ = 4 puts the ramp's inner end beyond the far border from any centre: the patch covers everything.
-        sigma = bisect(area, 1.0 - lam, 0.0, 4.0, iters=32)
+        sigma = read.derive("sigma", bisect(area, 1.0 - lam, 0.0, 4.0, iters=32))
     else:
         sigma = read.tensor("sigma")
     gy, gx = _profiles(sigma, cx, cy, border, height, width)
