@@ -68,7 +68,7 @@ def read_report(data: bytes, name: str) -> tuple[dict[str, Any], RobustnessResul
         try:
             document = load_json_bounded(text, what="it", max_bytes=MAX_REPORT_BYTES, max_depth=MAX_JSON_DEPTH)
         except ValueError as error:
-            raise ValueError(f"{name} could not be read as JSON ({error}); expected robustness.json or "
+            raise ValueError(f"{name} could not be read as JSON: {error}; expected robustness.json or "
                              "robustness.csv") from None
         if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
             raise ValueError(f"{name}: it has no list of rows (the long table under \"rows\"); expected a "
