@@ -450,7 +450,7 @@ class Trainer:
                                                              self.model.parameters()]).all()
         if bool(distributed.all_sum(finite.logical_not().float().reshape(1)).item() == 0):
             return
-        kept = (f"the last saved state (end of epoch {self.epoch}) is kept in {self.settings.state_path}"
+        kept = (f"the state saved before it is kept in {self.settings.state_path} (--resume continues from it)"
                 if self.settings.state_path.exists() else "nothing was saved")
         raise NonFiniteTraining(f"the training loss or the weights became NaN or infinite in epoch {self.epoch + 1} "
                                 f"(lr {self.settings.recipe.lr:g}); stopped without writing: {kept}. Lower --lr "
