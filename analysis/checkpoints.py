@@ -25,6 +25,7 @@ import pickle
 import pickletools
 import re
 import zipfile
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -420,9 +421,10 @@ def _check_classes(classes, num_classes: int) -> list[str]:
 
 def _count(name: str, value, low: int, high: int) -> int:
     """An integer in [low, high]; bools and numeric strings are refused (True is not 1 class)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {describe(value)} "
                          f"({type(value).__name__})")
+    value = int(value)
     if not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value}")
     return value
