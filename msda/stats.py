@@ -11,6 +11,11 @@ Mask statistics
     Simple Yet Effective Data Augmentation to Train Robust Classifiers", CVPR Workshops 2020, §1 and §3.3).
     :func:`connected_regions` — how many separate patches of the partner the mask shows.
 
+Mixed labels
+    :func:`object_visibility` — how much of each image's object survives in the mixed image.
+    :func:`invisible_label_share` — the share of mixed samples whose label gives real weight to an object that
+    can hardly be seen (the label noise box mixes add when objects are small; see the shapes dataset's design).
+
 λ priors
     :func:`beta_density` — the Beta(a, b) density, for plotting λ ~ Beta(α, α).
     :func:`dirichlet_marginals` — the Beta marginals of a Dirichlet, for MiAMix's
@@ -24,7 +29,8 @@ from torch import Tensor
 
 from ._checks import check_real, describe
 
-__all__ = ["beta_density", "boundary_sharpness", "connected_regions", "dirichlet_marginals", "mask_area"]
+__all__ = ["beta_density", "boundary_sharpness", "connected_regions", "dirichlet_marginals", "invisible_label_share",
+           "mask_area", "object_visibility"]
 
 
 def _check_mask(mask) -> Tensor:
@@ -114,6 +120,69 @@ def connected_regions(mask: Tensor, threshold: float = 0.5) -> Tensor:
     is_root = parent == torch.arange(parent.numel(), device=mask.device)
     sample_of_run = torch.arange(batch, device=mask.device).view(batch, 1, 1).expand_as(starts)[starts]
     return torch.zeros(batch, dtype=torch.int64, device=mask.device).index_add_(0, sample_of_run, is_root.long())
+
+
+def object_visibility(mask: Tensor, object_masks: Tensor, partner: Tensor) -> tuple[Tensor, Tensor]:
+    """How much of the own and of the partner's object a mix keeps: ([B], [B]) float32 in [0, 1].
+
+    Visibility is the object-mask pixels kept from that image divided by the object's area, with soft masks
+    counted by their weight: own ``Σ mask·m_i / Σ m_i``, partner ``Σ (1 − mask)·m_p / Σ m_p`` with
+    ``m_p = object_masks[partner]``. An image without object pixels counts as fully visible (nothing to lose).
+
+    Args:
+        mask: [B, 1, H, W] the weight of each sample's own image (``MixOutput.mask``).
+        object_masks: [B, 1, H, W] each input image's object mask, values in [0, 1].
+        partner: [B] int64 index of each sample's partner in the batch (``MixOutput.partner``).
+    """
+    mask = _check_mask(mask).float()
+    if not isinstance(object_masks, Tensor) or object_masks.shape != mask.shape:
+        raise ValueError(f"object_masks must have the mask's shape {tuple(mask.shape)}, got {describe(object_masks)}")
+    if (not isinstance(partner, Tensor) or partner.shape != mask.shape[:1] or partner.is_floating_point()
+            or partner.dtype == torch.bool):
+        raise ValueError(f"partner must be an integer tensor of shape [{mask.shape[0]}], got {describe(partner)}")
+    objects = object_masks.float()
+    area = objects.sum((1, 2, 3))
+    own_kept = (mask * objects).sum((1, 2, 3))
+    partner_kept = ((1.0 - mask) * objects[partner]).sum((1, 2, 3))
+    own = torch.where(area > 0, own_kept / area.clamp_min(1e-12), torch.ones_like(area))
+    partner_area = area[partner]
+    other = torch.where(partner_area > 0, partner_kept / partner_area.clamp_min(1e-12), torch.ones_like(area))
+    return own, other
+
+
+def invisible_label_share(out, object_masks: Tensor, *, weight: float = 0.25, visible: float = 0.1,
+                          partner_visibility: Tensor | None = None) -> Tensor:
+    """The share of mixed samples that give at least `weight` of their label to an object less than `visible`
+    visible: a float32 scalar in [0, 1].
+
+    A sample counts when its own label has weight ``lam >= weight`` and its own object visibility is below
+    `visible`, or when its partner's label has weight ``1 − lam >= weight`` and the partner's object visibility
+    is below `visible` (:func:`object_visibility`). Only mixed samples (partner ≠ self, or a mask that is not all
+    ones) are counted; cutout keeps its label (lam = 1) and so counts when the hole hides the object.
+
+    Args:
+        out: a :class:`msda.MixOutput` (its ``mask``, ``lam`` and ``partner``).
+        object_masks: [B, 1, H, W] each input image's object mask (``Shapes(..., return_mask=True)``).
+        weight: label-weight threshold in (0, 1].
+        visible: visibility threshold in (0, 1].
+        partner_visibility: [B] overrides the partner's visibility where the partner is not cut by the mask —
+            ResizeMix pastes the whole (shrunk) partner, so pass ones for it.
+    """
+    weight = check_real("weight", weight, low=0.0, high=1.0, low_open=True)
+    visible = check_real("visible", visible, low=0.0, high=1.0, low_open=True)
+    mask, lam, partner = out.mask, out.lam, out.partner
+    own, other = object_visibility(mask, object_masks, partner)
+    if partner_visibility is not None:
+        if not isinstance(partner_visibility, Tensor) or partner_visibility.shape != own.shape:
+            raise ValueError(f"partner_visibility must be a tensor of shape [{own.shape[0]}], "
+                             f"got {describe(partner_visibility)}")
+        other = partner_visibility.to(own)
+    lam = lam.float()
+    own_bad = (lam >= weight) & (own < visible)
+    partner_bad = (1.0 - lam >= weight) & (other < visible)
+    batch = torch.arange(partner.shape[0], device=partner.device)
+    mixed = (partner != batch) | (mask < 1.0).flatten(1).any(1)
+    return ((own_bad | partner_bad) & mixed).float().sum() / mixed.float().sum().clamp_min(1.0)
 
 
 def beta_density(x: Tensor, a, b) -> Tensor:

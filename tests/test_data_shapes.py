@@ -109,13 +109,40 @@ def test_the_mask_covers_the_object_and_nothing_else(device):
     assert float((change * (1 - masks)).max()) == 0.0
 
 
-def test_mask_area_follows_the_object_scale():
-    _, _, masks = Shapes("train", n=500).render(range(500))
+@pytest.mark.parametrize(("version", "smallest", "largest", "mean"), [
+    # v1: circumdiameter 20–60 % of the side — a diamond at 20 % covers ~1.5 % of the image, a circle at 60 % 28 %.
+    (1, 0.01, 0.36, (0.05, 0.2)),
+    # v2: circumradius 0.5–0.85 of the half-side — an arrow at 0.5 covers ~7.5 %, a circle at 0.85 up to 60 %.
+    (2, 0.06, 0.7, (0.2, 0.3)),
+])
+def test_mask_area_follows_the_object_scale(version, smallest, largest, mean):
+    _, _, masks = Shapes("train", n=500, version=version).render(range(500))
     area = masks.flatten(1).mean(1)
-    # Circumdiameter 20–60 % of the side: the smallest shape (a diamond at 20 %) covers ~1.5 % of the image,
-    # the largest (a circle at 60 %) 28 %, plus the anti-aliased rim.
-    assert float(area.min()) > 0.01 and float(area.max()) < 0.36
-    assert 0.05 < float(area.mean()) < 0.2
+    assert float(area.min()) > smallest and float(area.max()) < largest
+    assert mean[0] < float(area.mean()) < mean[1]
+
+
+def test_version_1_still_renders_the_first_shipped_checkpoints_data():
+    """The first checkpoints were trained and scored on version 1: its bits must not move."""
+    import hashlib
+
+    images, labels, masks = Shapes("train", n=8, version=1).render(range(8))
+    digest = hashlib.sha256((images * 255).round().to(torch.uint8).numpy().tobytes() + labels.numpy().tobytes()
+                            + masks.to(torch.uint8).numpy().tobytes()).hexdigest()
+    assert digest == "48f1d122a84283a37d43df113ff1cbd2cc1be498e72532da024840c5dd099e83"
+
+
+def test_versions_have_their_own_classes_and_statistics():
+    from msda.data.shapes import DATASET_VERSION, DESIGNS, version_of_classes
+
+    old, new = Shapes("train", n=4, version=1), Shapes("train", n=4)
+    assert new.version == DATASET_VERSION == 2 and old.version == 1
+    assert "square" in old.classes and "diamond" in old.classes
+    assert not {"square", "diamond", "hexagon"} & set(new.classes) and new.classes == list(CLASSES)
+    assert version_of_classes(old.classes) == 1 and version_of_classes(new.classes) == 2
+    assert version_of_classes(["cat", "dog"]) is None
+    assert old.mean != new.mean and "version=1" in repr(old)
+    assert sorted(DESIGNS) == [1, 2]
 
 
 def test_mean_and_std_are_deterministic_statistics():
@@ -132,6 +159,8 @@ def test_mean_and_std_are_deterministic_statistics():
     ({"split": "train", "n": 10, "size": 8}, r"size must be an integer in \[16, inf\), got 8"),
     ({"split": "train", "n": 10, "seed": -1}, r"seed must be an integer in \[0, 2\*\*32\), got -1"),
     ({"split": "train", "n": 10, "return_mask": 1}, "return_mask must be True or False, got 1"),
+    ({"split": "train", "n": 10, "version": 3}, "version must be one of 1, 2, got 3"),
+    ({"split": "train", "n": 10, "version": True}, "version must be one of 1, 2, got True"),
 ])
 def test_bad_arguments_raise(kwargs, message):
     split = kwargs.pop("split")

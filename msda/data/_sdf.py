@@ -115,8 +115,45 @@ def crescent(x: Tensor, y: Tensor) -> Tensor:
     return torch.where(x * b - y * a > offset * (b - y).clamp_min(0.0), to_tip, body)
 
 
-CLASS_SDFS = (circle, square, triangle, star, cross, ring, hexagon, diamond, ellipse, crescent)
-"""The class shapes, in the order of ``Shapes.classes``."""
+def heart(x: Tensor, y: Tensor) -> Tensor:
+    """Heart, tip down (−y), lobes up; Quílez's exact heart scaled by 1.45 and centred (circumradius ≈ 1)."""
+    scale = 1.45
+    x, y = x.abs() / scale, y / scale + 0.5
+    in_lobe = y + x > 1.0
+    lobe = length(x - 0.25, y - 0.75) - math.sqrt(2.0) / 4.0
+    along = (x + y).clamp_min(0.0) * 0.5
+    body = torch.sqrt(torch.minimum(x * x + (y - 1.0) * (y - 1.0), (x - along) ** 2 + (y - along) ** 2))
+    return torch.where(in_lobe, lobe, body * torch.sign(x - y)) * scale
+
+
+def trefoil(x: Tensor, y: Tensor) -> Tensor:
+    """Three discs of radius 0.5 centred 0.5 from the origin, 120° apart, over a disc of radius 0.45 that fills
+    the gap between them: a three-leaf clover with circumradius 1 (min of the discs' distances)."""
+    lobes = length(x, y - 0.5)
+    for cx, cy in ((0.4330127019, -0.25), (-0.4330127019, -0.25)):
+        lobes = torch.minimum(lobes, length(x - cx, y - cy))
+    return torch.minimum(lobes - 0.5, length(x, y) - 0.45)
+
+
+def arrow(x: Tensor, y: Tensor) -> Tensor:
+    """An arrow pointing up: an equilateral head (circumradius 0.55, apex at y = 1) on a shaft 0.4 wide down to
+    y = −1 (union of the exact triangle and box distances)."""
+    head = triangle(x / 0.55, (y - 0.45) / 0.55) * 0.55
+    shaft = box(x, y + 0.4, 0.2, 0.6)
+    return torch.minimum(head, shaft)
+
+
+def thick_star(x: Tensor, y: Tensor) -> Tensor:
+    """Five-pointed star with inner radius 0.5 (arms wide enough to stay visible at 32 px)."""
+    return star(x, y, inner=0.5)
+
+
+CLASS_SDFS_V1 = (circle, square, triangle, star, cross, ring, hexagon, diamond, ellipse, crescent)
+"""The class shapes of dataset version 1, in the order of its classes."""
+
+CLASS_SDFS_V2 = (circle, triangle, thick_star, cross, ring, arrow, heart, ellipse, crescent, trefoil)
+"""The class shapes of dataset version 2: no square or rhombus, which a rectangle (an occluder, a mix box)
+imitates, and no hexagon, which at 32 px is a circle (silhouette IoU 0.93); arrow, heart and trefoil instead."""
 
 
 def segment(x: Tensor, y: Tensor, ax: Tensor, ay: Tensor, bx: Tensor, by: Tensor) -> Tensor:

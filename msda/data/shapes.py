@@ -21,7 +21,8 @@ thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -33,21 +34,66 @@ from . import _sdf
 from ._backgrounds import random_colour, random_direction, render_backgrounds
 from ._counter_random import CounterRandom, sample_keys
 
-CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "ellipse", "crescent")
 SPLITS = ("train", "test")
 _SPLIT_SALTS = {"train": 0x7A3D1E05, "test": 0x1C94F2B7}
 
-# Difficulty knobs, tuned with resnet20 runs (see the module docstring); changing one changes the dataset.
-SCALE_RANGE = (0.2, 0.6)            # object circumdiameter as a fraction of the image side
-ASPECT_JITTER = (0.88, 1.12)        # independent stretch of the two object axes (ellipse axes ratio is 0.5)
-CONTRAST_RANGE = (0.2, 0.45)        # minimal per-channel object/background difference, drawn per sample
-SHADING_RANGE = (0.0, 0.3)          # linear shading across the object, ± this fraction of its colour
-DISTRACTOR_SLOTS = 4
-DISTRACTOR_PROBABILITY = 0.4        # each slot is used with this probability
-OVER_OBJECT_PROBABILITY = 0.3       # a line distractor is drawn over the object with this probability
-CONTRAST_JITTER = (0.7, 1.15)       # global contrast factor around mid-grey
-BRIGHTNESS_JITTER = (-0.1, 0.1)
-PIXEL_NOISE_RANGE = (0.0, 0.06)     # half-width of the uniform per-pixel noise, drawn per sample
+
+@dataclass(frozen=True)
+class Design:
+    """One version of the dataset: its classes and the knobs that set its difficulty (changing one changes the
+    dataset, so a change is a new version)."""
+
+    version: int
+    classes: tuple[str, ...]
+    sdfs: tuple[Callable[[Tensor, Tensor], Tensor], ...]
+    scale_range: tuple[float, float]          # object circumradius, normalised units (the image side is 2)
+    aspect_jitter: tuple[float, float]        # independent stretch of the two object axes
+    contrast_range: tuple[float, float]       # minimal per-channel object/background difference, per sample
+    shading_range: tuple[float, float]        # linear shading across the object, ± this fraction of its colour
+    clutter_kinds: tuple[str, ...]            # what a clutter slot may draw
+    clutter_slots: int
+    clutter_probability: float                # each slot is used with this probability
+    over_object_probability: float            # a line is drawn over the object with this probability
+    clutter_thickness: tuple[float, float] = (0.045, 0.1)      # stroke width, normalised units
+    line_half_length: tuple[float, float] = (0.15, 0.6)
+    arc_radius: tuple[float, float] = (0.08, 0.3)
+    clutter_inside: bool = False              # keep every element inside the image (no clipped stubs)
+    contrast_jitter: tuple[float, float] = (0.7, 1.15)   # global contrast factor around mid-grey
+    brightness_jitter: tuple[float, float] = (-0.1, 0.1)
+    pixel_noise_range: tuple[float, float] = (0.0, 0.06)  # half-width of the uniform per-pixel noise
+
+
+DESIGNS: dict[int, Design] = {
+    1: Design(
+        version=1,
+        classes=("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "ellipse",
+                 "crescent"),
+        sdfs=_sdf.CLASS_SDFS_V1, scale_range=(0.2, 0.6), aspect_jitter=(0.88, 1.12), contrast_range=(0.2, 0.45),
+        shading_range=(0.0, 0.3), clutter_kinds=("line", "arc", "blob"), clutter_slots=4,
+        clutter_probability=0.4, over_object_probability=0.3),
+    2: Design(
+        version=2,
+        classes=("circle", "triangle", "star", "cross", "ring", "arrow", "heart", "ellipse", "crescent",
+                 "trefoil"),
+        sdfs=_sdf.CLASS_SDFS_V2, scale_range=(0.5, 0.85), aspect_jitter=(0.93, 1.075), contrast_range=(0.5, 0.7),
+        shading_range=(0.0, 0.3), clutter_kinds=("line", "arc", "zigzag"), clutter_slots=4,
+        clutter_probability=0.5, over_object_probability=0.3, clutter_thickness=(0.045, 0.075),
+        line_half_length=(0.3, 0.6), arc_radius=(0.2, 0.35), clutter_inside=True),
+}
+DATASET_VERSION = 2
+"""The version ``Shapes`` renders by default; checkpoints trained on version 1 (square, diamond) name its
+classes, so :func:`version_of_classes` tells them apart."""
+
+CLASSES = DESIGNS[DATASET_VERSION].classes
+
+
+def version_of_classes(classes) -> int | None:
+    """The dataset version whose class list equals `classes` (a checkpoint's metadata), else None."""
+    for version, design in DESIGNS.items():
+        if list(classes) == list(design.classes):
+            return version
+    return None
+
 
 MIN_SIZE = 16
 _CACHE_LIMIT_BYTES = 1 << 29        # rendered uint8 images are kept in memory up to 512 MiB
@@ -61,12 +107,13 @@ def pixel_centres(size: int, device: torch.device) -> Tensor:
     return (torch.arange(size, device=device, dtype=torch.float32) + 0.5) * (2.0 / size) - 1.0
 
 
-def render_shapes(indices: Tensor, *, seed: int, split: str, size: int,
-                  draw_object: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+def render_shapes(indices: Tensor, *, seed: int, split: str, size: int, draw_object: bool = True,
+                  version: int = DATASET_VERSION) -> tuple[Tensor, Tensor, Tensor]:
     """Render samples of the shapes dataset on the device of `indices` (no argument checks: see Shapes.render).
 
     Returns (images uint8 [B, 3, S, S], labels int64 [B], masks bool [B, 1, S, S]).
     """
+    design = DESIGNS[version]
     device = indices.device
     rng = CounterRandom(sample_keys(seed, _SPLIT_SALTS[split], indices))
     b = indices.shape[0]
@@ -74,11 +121,11 @@ def render_shapes(indices: Tensor, *, seed: int, split: str, size: int,
     half_size = size * 0.5  # normalised units → pixels
 
     images = render_backgrounds(rng, xs, ys)
-    labels = rng.integers("label", len(CLASSES))
+    labels = rng.integers("label", len(design.classes))
 
     # The object: a class SDF in rotated, scaled local coordinates.
-    radius = rng.uniform("object.scale", None, *SCALE_RANGE)
-    aspect = rng.uniform("object.aspect", None, *ASPECT_JITTER)
+    radius = rng.uniform("object.scale", None, *design.scale_range)
+    aspect = rng.uniform("object.aspect", None, *design.aspect_jitter)
     radius_x, radius_y = radius * aspect, radius / aspect
     reach = torch.maximum(radius_x, radius_y)
     centre_x = (rng.uniform("object.x") * 2.0 - 1.0) * (1.0 - reach)
@@ -89,22 +136,22 @@ def render_shapes(indices: Tensor, *, seed: int, split: str, size: int,
     local_x = (dx * cos[:, None, None] + dy * sin[:, None, None]) / radius_x[:, None, None]
     local_y = (dy * cos[:, None, None] - dx * sin[:, None, None]) / radius_y[:, None, None]
     distance = torch.empty(b, size, size, device=device)
-    for label, sdf in enumerate(_sdf.CLASS_SDFS):  # each sample evaluates only its own class's SDF
+    for label, sdf in enumerate(design.sdfs):  # each sample evaluates only its own class's SDF
         chosen = (labels == label).nonzero().squeeze(1)
         if chosen.numel():
             distance[chosen] = sdf(local_x[chosen], local_y[chosen])
     scale_px = torch.minimum(radius_x, radius_y) * half_size
     coverage = (0.5 - distance * scale_px[:, None, None]).clamp(0.0, 1.0)
 
-    colour = _contrasting_colour(rng, images, centre_x, centre_y, radius, size)
+    colour = _contrasting_colour(rng, images, centre_x, centre_y, radius, size, design.contrast_range)
     shade_x, shade_y = random_direction(rng, "object.shade_angle")
-    shade = rng.uniform("object.shade", None, *SHADING_RANGE)
+    shade = rng.uniform("object.shade", None, *design.shading_range)
     shading = 1.0 + shade[:, None, None] * (local_x * shade_x[:, None, None] + local_y * shade_y[:, None, None])
     object_pixels = (colour[:, :, None, None] * shading[:, None]).clamp(0.0, 1.0)
 
-    slot_coverage, slot_colour, over = _distractors(rng, xs, ys, half_size)
+    slot_coverage, slot_colour, over = _distractors(rng, xs, ys, half_size, design)
     under_alpha = slot_coverage * (~over)[:, :, None, None]
-    for slot in range(DISTRACTOR_SLOTS):
+    for slot in range(design.clutter_slots):
         images = images + (slot_colour[:, slot, :, None, None] - images) * under_alpha[:, slot, None]
     if draw_object:
         images = images + (object_pixels - images) * coverage[:, None]
@@ -114,18 +161,29 @@ def render_shapes(indices: Tensor, *, seed: int, split: str, size: int,
     if covered.numel():
         over_alpha = (slot_coverage[covered] * over[covered][:, :, None, None])
         layered, seen = images[covered], coverage[covered]
-        for slot in range(DISTRACTOR_SLOTS):
+        for slot in range(design.clutter_slots):
             layered = layered + (slot_colour[covered, slot, :, None, None] - layered) * over_alpha[:, slot, None]
             seen = seen * (1.0 - over_alpha[:, slot])
         images, visible = images.index_copy(0, covered, layered), visible.index_copy(0, covered, seen)
 
-    images = _camera(rng, images, size)
+    images = _camera(rng, images, size, design)
     masks = (visible > 0.0)[:, None]  # every pixel the visible object touches, anti-aliased rim included
     return (images * 255.0).round().to(torch.uint8), labels, masks
 
 
+def render_clutter(indices: Tensor, *, seed: int, split: str, size: int,
+                   version: int = DATASET_VERSION) -> Tensor:
+    """The clutter of samples, one layer per slot, exactly as :func:`render_shapes` draws it (before the object
+    and the camera): coverage float32 [B, SLOTS, S, S] in [0, 1], zero for unused slots. For checking that
+    no clutter element looks like a class (``tests/test_shapes_design.py``)."""
+    design = DESIGNS[version]
+    rng = CounterRandom(sample_keys(seed, _SPLIT_SALTS[split], indices))
+    xs = ys = pixel_centres(size, indices.device)
+    return _distractors(rng, xs, ys, size * 0.5, design)[0]
+
+
 def _contrasting_colour(rng: CounterRandom, backgrounds: Tensor, centre_x: Tensor, centre_y: Tensor,
-                        radius: Tensor, size: int) -> Tensor:
+                        radius: Tensor, size: int, contrast_range: tuple[float, float]) -> Tensor:
     """A random colour [B, 3], pushed away from the background around the object where it is too close.
 
     The background is read at five points (centre, ± radius/2 in x and y) — gathers and fixed-order sums, so
@@ -140,51 +198,72 @@ def _contrasting_colour(rng: CounterRandom, backgrounds: Tensor, centre_x: Tenso
         local = local + flat.gather(2, (row * size + column)[:, None, None].expand(b, 3, 1))[:, :, 0]
     local = local * 0.2
     colour = random_colour(rng, "object.colour", saturation=(0.3, 1.0), value=(0.2, 1.0))
-    contrast = rng.uniform("object.contrast", None, *CONTRAST_RANGE)[:, None]
+    contrast = rng.uniform("object.contrast", None, *contrast_range)[:, None]
     too_close = ((colour - local).abs().amax(1) < contrast[:, 0])[:, None]
     # Move every channel at least `contrast` away from the background, towards the end with more room.
     pushed = torch.where(local < 0.5, torch.maximum(colour, local + contrast), torch.minimum(colour, local - contrast))
     return torch.where(too_close, pushed, colour)
 
 
-def _distractors(rng: CounterRandom, xs: Tensor, ys: Tensor, half_size: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Clutter: per slot a thin line, an arc or a small cut-off blob (disc or square).
+def _distractors(rng: CounterRandom, xs: Tensor, ys: Tensor, half_size: float,
+                 design: Design) -> tuple[Tensor, Tensor, Tensor]:
+    """Clutter: per slot one of the design's kinds — a thin line, a thin open arc, a thin zigzag (version 2), or
+    a small cut-off disc or square blob (version 1 only: those are class shapes).
 
     Returns (coverage [B, SLOTS, S, S], colours [B, SLOTS, 3], over-object flags bool [B, SLOTS]).
     """
-    b, size, slots = rng.keys.shape[0], xs.shape[0], DISTRACTOR_SLOTS
+    b, size, slots = rng.keys.shape[0], xs.shape[0], design.clutter_slots
     device = rng.device
-    active = rng.bernoulli("clutter.active", DISTRACTOR_PROBABILITY, slots)
-    kind = rng.integers("clutter.kind", 3, slots)  # 0 line, 1 arc, 2 blob
-    over = active & (kind == 0) & rng.bernoulli("clutter.over", OVER_OBJECT_PROBABILITY, slots)
+    active = rng.bernoulli("clutter.active", design.clutter_probability, slots)
+    kind = rng.integers("clutter.kind", len(design.clutter_kinds), slots)
+    over = active & (kind == 0) & rng.bernoulli("clutter.over", design.over_object_probability, slots)
     colours = random_colour(rng, "clutter.colour", slots)
     centre_x, centre_y = rng.uniform("clutter.x", slots, -1.0, 1.0), rng.uniform("clutter.y", slots, -1.0, 1.0)
     dir_x, dir_y = random_direction(rng, "clutter.angle", slots)
-    thickness = rng.uniform("clutter.thickness", slots, 0.045, 0.1)  # 0.7–1.6 px at 32 px
-    line_half_length = rng.uniform("clutter.length", slots, 0.15, 0.6)
-    arc_radius = rng.uniform("clutter.arc_radius", slots, 0.08, 0.3)
-    blob_radius = rng.uniform("clutter.blob_radius", slots, 0.05, 0.13)
+    thickness = rng.uniform("clutter.thickness", slots, *design.clutter_thickness)  # 0.7–1.6 px at 32 px (v1)
+    line_half_length = rng.uniform("clutter.length", slots, *design.line_half_length)
+    arc_radius = rng.uniform("clutter.arc_radius", slots, *design.arc_radius)
     cut_x, cut_y = random_direction(rng, "clutter.cut_angle", slots)
     cut = rng.uniform("clutter.cut", slots, -0.5, 0.5)
-    square_blob = rng.bernoulli("clutter.square", 0.5, slots)
+    if "blob" in design.clutter_kinds:
+        blob_radius = rng.uniform("clutter.blob_radius", slots, 0.05, 0.13)
+        square_blob = rng.bernoulli("clutter.square", 0.5, slots)
+    else:
+        zigzag_step = rng.uniform("clutter.zigzag_step", slots, 0.12, 0.25)
+        zigzag_height = rng.uniform("clutter.zigzag_height", slots, 0.06, 0.15)
+    if design.clutter_inside:
+        # An element cut by the border leaves a short stub, a blob with no shape of its own: keep each whole.
+        reach = torch.stack([line_half_length, arc_radius, zigzag_step * 1.5 + zigzag_height]).gather(
+            0, kind[None])[0] + thickness
+        centre_x, centre_y = centre_x * (1.0 - reach), centre_y * (1.0 - reach)
 
     coverage = torch.zeros(b * slots, size, size, device=device)
     x, y = xs[None, None, :], ys[None, :, None]
-    for slot_kind in range(3):
+    for slot_kind, kind_name in enumerate(design.clutter_kinds):
         chosen = (active.reshape(-1) & (kind.reshape(-1) == slot_kind)).nonzero().squeeze(1)
         if not chosen.numel():
             continue
         cx, cy, ux, uy, nx, ny, width, cut_at = _for_slots(
             chosen, centre_x, centre_y, dir_x, dir_y, cut_x, cut_y, thickness, cut)
         px, py = x - cx, y - cy
-        if slot_kind == 0:
+        if kind_name == "line":
             (half_length,) = _for_slots(chosen, line_half_length)
             distance = _sdf.segment(px, py, -ux * half_length, -uy * half_length,
                                     ux * half_length, uy * half_length) - width * 0.5
-        elif slot_kind == 1:
+        elif kind_name == "arc":
             (radius,) = _for_slots(chosen, arc_radius)
             ring = (_sdf.length(px, py) - radius).abs() - width * 0.5
             distance = torch.maximum(ring, _sdf.half_plane(px, py, nx, ny, cut_at * radius))
+        elif kind_name == "zigzag":
+            # Four corners alternating ± height across the direction u, one step apart along it: a stroke no
+            # class outline follows.
+            step, height = _for_slots(chosen, zigzag_step, zigzag_height)
+            corners = [(ux * step * (k - 1.5) - uy * height * sign, uy * step * (k - 1.5) + ux * height * sign)
+                       for k, sign in enumerate((1.0, -1.0, 1.0, -1.0))]
+            distance = _sdf.segment(px, py, *corners[0], *corners[1])
+            for start, end in zip(corners[1:], corners[2:]):
+                distance = torch.minimum(distance, _sdf.segment(px, py, *start, *end))
+            distance = distance - width * 0.5
         else:
             radius, is_square = _for_slots(chosen, blob_radius, square_blob)
             disc = _sdf.length(px, py) - radius
@@ -200,12 +279,12 @@ def _for_slots(chosen: Tensor, *per_slot: Tensor) -> list[Tensor]:
     return [values.reshape(-1)[chosen][:, None, None] for values in per_slot]
 
 
-def _camera(rng: CounterRandom, images: Tensor, size: int) -> Tensor:
+def _camera(rng: CounterRandom, images: Tensor, size: int, design: Design) -> Tensor:
     """Global contrast/brightness jitter and uniform per-pixel noise (10 bits per channel from one hash)."""
     b = images.shape[0]
-    contrast = rng.uniform("camera.contrast", None, *CONTRAST_JITTER)
-    brightness = rng.uniform("camera.brightness", None, *BRIGHTNESS_JITTER)
-    amplitude = rng.uniform("camera.noise", None, *PIXEL_NOISE_RANGE)
+    contrast = rng.uniform("camera.contrast", None, *design.contrast_jitter)
+    brightness = rng.uniform("camera.brightness", None, *design.brightness_jitter)
+    amplitude = rng.uniform("camera.noise", None, *design.pixel_noise_range)
     # (x − ½)·contrast + ½ + brightness + amplitude·(2·field/1023 − 1), folded into one scale and one offset.
     offset = 0.5 - 0.5 * contrast + brightness - amplitude
     # The low 30 of the 32 hash bits, as int32 (half the memory traffic of int64): a 10-bit field per channel.
@@ -225,6 +304,8 @@ class Shapes(Dataset):
         size: image side in pixels (≥ 16; 32 by default, 64 and 224 are common).
         seed: dataset seed in [0, 2³²); the same (seed, split, i) always gives the same sample.
         return_mask: also return the object mask.
+        version: the dataset design (a key of ``DESIGNS``; default ``DATASET_VERSION``). Version 1 is the
+            dataset of the first shipped checkpoints, kept so they can still be scored.
 
     ``dataset[i]`` is ``(image float32 [3, S, S] in [0, 1], label int)``, plus ``mask float32 [1, S, S]`` in
     {0, 1} when ``return_mask``. Images are quantised to 8 bits, so rendered and cached samples are identical.
@@ -232,14 +313,18 @@ class Shapes(Dataset):
     larger splits are rendered per request — DataLoader batches arrive through ``__getitems__`` and are rendered
     in one pass.
 
-    Attributes: ``classes`` (list of the 10 names), ``num_classes``, ``image_size``, ``mean``/``std`` (per-channel
-    statistics of 1024 rendered train images, at min(size, 64) px).
+    Attributes: ``classes`` (list of the 10 names), ``num_classes``, ``image_size``, ``version``, ``mean``/``std``
+    (per-channel statistics of 1024 rendered train images, at min(size, 64) px).
     """
 
-    num_classes: int = len(CLASSES)
+    num_classes: int = len(CLASSES)  # every version has 10 classes
 
-    def __init__(self, split: str, *, n: int, size: int = 32, seed: int = 0, return_mask: bool = False) -> None:
-        self.classes: list[str] = list(CLASSES)
+    def __init__(self, split: str, *, n: int, size: int = 32, seed: int = 0, return_mask: bool = False,
+                 version: int = DATASET_VERSION) -> None:
+        if isinstance(version, bool) or version not in DESIGNS:
+            raise ValueError(f"version must be one of {', '.join(map(str, DESIGNS))}, got {version!r}")
+        self.version = int(version)
+        self.classes: list[str] = list(DESIGNS[self.version].classes)
         self.split = check_choice("split", split, SPLITS)
         self.n = check_int("n", n, low=1, high=1 << 31)
         self.image_size = check_int("size", size, low=MIN_SIZE)
@@ -261,7 +346,7 @@ class Shapes(Dataset):
 
     def __repr__(self) -> str:
         return (f"Shapes(split={self.split!r}, n={self.n}, size={self.image_size}, seed={self.seed}, "
-                f"return_mask={self.return_mask})")
+                f"return_mask={self.return_mask}, version={self.version})")
 
     def __getitem__(self, index: int):
         return self.__getitems__([index])[0]
@@ -312,16 +397,16 @@ class Shapes(Dataset):
         for start in range(0, self.n, self.chunk):
             part = everything[start: start + self.chunk]
             images[part], labels[part], _ = render_shapes(part, seed=self.seed, split=self.split,
-                                                          size=self.image_size)
+                                                          size=self.image_size, version=self.version)
         return images, labels
 
     @property
     def mean(self) -> tuple[float, float, float]:
-        return _statistics(self.seed, min(self.image_size, _STATISTICS_MAX_SIZE))[0]
+        return _statistics(self.seed, min(self.image_size, _STATISTICS_MAX_SIZE), self.version)[0]
 
     @property
     def std(self) -> tuple[float, float, float]:
-        return _statistics(self.seed, min(self.image_size, _STATISTICS_MAX_SIZE))[1]
+        return _statistics(self.seed, min(self.image_size, _STATISTICS_MAX_SIZE), self.version)[1]
 
     def _check_indices(self, indices) -> Tensor:
         if isinstance(indices, Tensor):
@@ -341,7 +426,7 @@ class Shapes(Dataset):
 
     def _render_chunked(self, index: Tensor, draw_object: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         parts = [render_shapes(index[start: start + self.chunk], seed=self.seed, split=self.split,
-                               size=self.image_size, draw_object=draw_object)
+                               size=self.image_size, draw_object=draw_object, version=self.version)
                  for start in range(0, max(1, index.numel()), self.chunk)]
         return tuple(torch.cat(tensors) for tensors in zip(*parts))
 
@@ -355,7 +440,8 @@ class Shapes(Dataset):
         needed = torch.unique(index.cpu() // self.chunk)
         for chunk in needed[~self._rendered_chunks[needed]].tolist():
             part = torch.arange(chunk * self.chunk, min(self.n, (chunk + 1) * self.chunk))
-            images, labels, masks = render_shapes(part, seed=self.seed, split=self.split, size=self.image_size)
+            images, labels, masks = render_shapes(part, seed=self.seed, split=self.split, size=self.image_size,
+                                                  version=self.version)
             self._images[part], self._labels[part] = images, labels
             if self.return_mask:
                 self._masks[part] = masks
@@ -363,11 +449,11 @@ class Shapes(Dataset):
 
 
 @lru_cache(maxsize=16)
-def _statistics(seed: int, size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _statistics(seed: int, size: int, version: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of the first 1024 train images of `seed` at `size` px."""
     sample = torch.arange(_STATISTICS_SAMPLES)
     chunk = max(1, _CHUNK_PIXELS // (size * size))
-    images = torch.cat([render_shapes(sample[s: s + chunk], seed=seed, split="train", size=size)[0]
+    images = torch.cat([render_shapes(sample[s: s + chunk], seed=seed, split="train", size=size, version=version)[0]
                         for s in range(0, _STATISTICS_SAMPLES, chunk)])
     pixels = images.transpose(0, 1).reshape(3, -1).double() / 255.0
     return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())
