@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from msda.data import _sdf
 from msda.data.shapes import DESIGNS, Shapes, render_clutter
 
 # Floors under the measured figures (1 000 train images at 32 px: mean 0.247, 10th percentile 0.131, min 0.076).
@@ -116,3 +116,42 @@ def test_no_class_is_a_box_that_a_rectangle_reproduces():
     assert best_rectangle_iou(v1["square"]) > 0.97
     for name, sdf in zip(DESIGNS[2].classes, DESIGNS[2].sdfs):
         assert best_rectangle_iou(sdf) < 0.85, name
+
+
+def test_invisible_label_share_counts_labels_on_hidden_objects():
+    from types import SimpleNamespace
+
+    from msda.stats import invisible_label_share, object_visibility
+
+    objects = torch.zeros(3, 1, 8, 8)
+    objects[0, :, :, 0:2] = 1   # left edge
+    objects[1, :, :, 6:8] = 1   # right edge
+    objects[2, :, 3:5, 3:5] = 1  # centre
+    partner = torch.tensor([1, 2, 0])
+    mask = torch.ones(3, 1, 8, 8)
+    mask[0, :, :, 0:4] = 0      # hides its own object (λ 0.5) and shows the partner's left half: nothing of it
+    mask[1, :, :, 4:8] = 0      # hides its own object (λ 0.5), shows the right half of the partner's centre
+    mask[2, :, 3:4, 3:5] = 0    # hides half its own object and shows the top half of the partner's centre
+    lam = mask.mean((1, 2, 3))
+    own, other = object_visibility(mask, objects, partner)
+    assert own.tolist() == [0.0, 0.0, 0.5] and other.tolist() == [0.0, 0.5, 0.0]
+    out = SimpleNamespace(mask=mask, lam=lam, partner=partner)
+    # Samples 0 and 1 give 0.5 to invisible objects; sample 2's partner weight is 1/32 < 0.25.
+    assert float(invisible_label_share(out, objects)) == pytest.approx(2 / 3)
+    assert float(invisible_label_share(out, objects, weight=0.6)) == 0.0
+    with pytest.raises(ValueError, match="object_masks must have the mask's shape"):
+        invisible_label_share(out, objects[:2])
+    with pytest.raises(ValueError, match=r"weight must be in \(0, 1\], got 0.0"):
+        invisible_label_share(out, objects, weight=0.0)
+
+
+def test_mixup_never_labels_an_invisible_object_and_cutmix_sometimes_does():
+    import msda
+    from msda.stats import invisible_label_share
+
+    images, labels, masks = Shapes("test", n=256).render(range(256))
+    shares = {}
+    for method in ("mixup", "cutmix"):
+        mixer = msda.Mixer(method, num_classes=10, generator=torch.Generator().manual_seed(0))
+        shares[method] = float(invisible_label_share(mixer(images, labels), masks))
+    assert shares["mixup"] == 0.0 and 0.0 < shares["cutmix"] < 0.25

@@ -4,7 +4,6 @@ interrupted ones resumed, results written as runs end."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

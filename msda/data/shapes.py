@@ -21,6 +21,7 @@ thread.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -260,8 +261,9 @@ def _distractors(rng: CounterRandom, xs: Tensor, ys: Tensor, half_size: float,
             step, height = _for_slots(chosen, zigzag_step, zigzag_height)
             corners = [(ux * step * (k - 1.5) - uy * height * sign, uy * step * (k - 1.5) + ux * height * sign)
                        for k, sign in enumerate((1.0, -1.0, 1.0, -1.0))]
-            distance = _sdf.segment(px, py, *corners[0], *corners[1])
-            for start, end in zip(corners[1:], corners[2:]):
+            first, *rest = itertools.pairwise(corners)
+            distance = _sdf.segment(px, py, *first[0], *first[1])
+            for start, end in rest:
                 distance = torch.minimum(distance, _sdf.segment(px, py, *start, *end))
             distance = distance - width * 0.5
         else:
