@@ -26,7 +26,7 @@ def long_table(models: int, *, fgsm: bool = True) -> pd.DataFrame:
         parts.append(steps.to_frame(index=False).assign(corruption="fgsm", severity=0, kind="fgsm"))
     table = pd.concat(parts, ignore_index=True)
     table["model"] = "model-" + table["m"].astype(str)
-    table["eps"] = table.get("eps", 0.0).fillna(0.0)
+    table["eps"] = table["eps"].fillna(0.0) if "eps" in table.columns else 0.0
     table["total"] = 100
     table["correct"] = (table.index * 7919) % 101
     return table.drop(columns="m")
