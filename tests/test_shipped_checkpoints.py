@@ -12,6 +12,7 @@ import torch
 import analysis
 import msda
 from msda.data import Shapes
+from msda.data.shapes import version_of_classes
 
 FOLDER = Path(__file__).resolve().parents[1] / "checkpoints"
 MANIFEST = json.loads((FOLDER / "manifest.json").read_text())
@@ -51,7 +52,8 @@ def test_every_checkpoint_starts_from_the_shipped_base():
 @pytest.fixture(scope="module")
 def test_split():
     meta = analysis.load_checkpoint(FOLDER / ENTRIES["none"]["file"])[1]
-    data = Shapes("test", n=meta["test_images"], size=meta["input_size"], seed=meta.get("data_seed", 0))
+    data = Shapes("test", n=meta["test_images"], size=meta["input_size"], seed=meta.get("data_seed", 0),
+                  version=version_of_classes(meta["classes"]))  # the dataset version the checkpoints were scored on
     images, labels = data.as_tensors()
     return images.float() / 255, labels
 
