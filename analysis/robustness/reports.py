@@ -133,8 +133,10 @@ def _results_from_table(table, name: str) -> tuple[RobustnessResults, dict[str, 
                          f"{', '.join(ROW_KEYS)})")
     _first(table[list(ROW_KEYS)].isna().any(axis=1), table, name, f"lacks one of {', '.join(ROW_KEYS)}")
     model = table["model"].astype(str).to_numpy()
-    kind = table["kind"].astype(str).to_numpy()
-    corruption = table["corruption"].astype(str).to_numpy()
+    # Strings become codes through hash maps (one pass each); unknown names map to -1.
+    kind_code = table["kind"].astype(str).map({k: i for i, k in enumerate(KINDS)}).fillna(-1).to_numpy(np.int64)
+    corruption = table["corruption"].astype(str)
+    corruption_code = corruption.map({c: i for i, c in enumerate(CORRUPTIONS)}).fillna(-1).to_numpy(np.int64)
     numbers = {key: pd.to_numeric(table[key], errors="coerce").to_numpy(dtype=np.float64)
                for key in ("correct", "total", "severity")}
     eps = (pd.to_numeric(table["eps"], errors="coerce").to_numpy(dtype=np.float64) if "eps" in table.columns
@@ -145,12 +147,12 @@ def _results_from_table(table, name: str) -> tuple[RobustnessResults, dict[str, 
     correct, total, severity = (numbers[key].astype(np.int64) for key in ("correct", "total", "severity"))
     _first(total < 1, table, name, "counts no images (total must be at least 1)")
     _first((correct < 0) | (correct > total), table, name, f"counts correct predictions outside 0 … total")
-    _first(~np.isin(kind, KINDS), table, name, f"has a kind outside {', '.join(KINDS)}")
-    is_corruption, is_clean, is_fgsm = kind == "corruption", kind == "clean", kind == "fgsm"
-    outside = np.flatnonzero(is_corruption & (~np.isin(corruption, CORRUPTIONS) | (severity < 1) | (severity > 5)))
+    _first(kind_code < 0, table, name, f"has a kind outside {', '.join(KINDS)}")
+    is_clean, is_corruption, is_fgsm = (kind_code == code for code in range(len(KINDS)))
+    outside = np.flatnonzero(is_corruption & ((corruption_code < 0) | (severity < 1) | (severity > 5)))
     if outside.size:
         index = int(outside[0])
-        raise ValueError(f"{name}: row {index + 1} names corruption {corruption[index]!r} at severity "
+        raise ValueError(f"{name}: row {index + 1} names corruption {corruption.iloc[index]!r} at severity "
                          f"{severity[index]}; allowed: {', '.join(CORRUPTIONS)} at 1 … 5")
     _first(is_fgsm & ~(np.isfinite(eps) & (eps >= 0) & (eps <= 1)), table, name,
            "has an FGSM step ε outside [0, 1] (the [0, 1] pixel scale)")
@@ -163,10 +165,10 @@ def _results_from_table(table, name: str) -> tuple[RobustnessResults, dict[str, 
     rows = np.flatnonzero(is_corruption)
     if rows.size == 0:
         raise ValueError(f"{name} holds no corruption rows")
-    corruptions = tuple(sorted(set(corruption[rows].tolist()), key=CORRUPTIONS.index))
-    severities = tuple(sorted(set(severity[rows].tolist())))
-    c_code = np.searchsorted(np.array([CORRUPTIONS.index(c) for c in corruptions]),
-                             np.array([CORRUPTIONS.index(c) for c in corruption[rows]]))
+    present = np.unique(corruption_code[rows])  # sorted: CORRUPTIONS order
+    corruptions = tuple(CORRUPTIONS[i] for i in present)
+    severities = tuple(int(v) for v in np.unique(severity[rows]))
+    c_code = np.searchsorted(present, corruption_code[rows])
     s_code = np.searchsorted(np.array(severities), severity[rows])
     cell = (model_code[rows] * len(corruptions) + c_code) * len(severities) + s_code
     cells = len(models) * len(corruptions) * len(severities)
