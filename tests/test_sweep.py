@@ -82,3 +82,8 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as stopped:
         sweep.parse_args(["--out", str(tmp_path), *argv])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_leaving_chance_means_three_binomial_sigmas_above_one_in_k():
+    assert sweep.chance_threshold(10, 2000) == pytest.approx(0.1 + 3 * (0.09 / 2000) ** 0.5)
+    assert round(sweep.chance_threshold(10, 2000), 4) == 0.1201

@@ -43,8 +43,10 @@ from .recipes import RECIPES
 DEFAULT_RECIPE = "shapes-scratch"
 RESULT_FIELDS = ("method", "seed", "status", "test_acc", "train_acc", "epochs", "first_epoch_test_acc",
                  "epoch_left_chance", "seconds", "checkpoint", "log")
-CHANCE_MARGIN = 0.05
-"""A run has left chance at the first epoch whose test accuracy exceeds 1/classes by this much."""
+CHANCE_SIGMAS = 3.0
+"""A run has left chance at the first epoch whose test accuracy exceeds 1/K by this many binomial standard
+deviations of a chance-level classifier on the test set, √(p(1 − p)/n) with p = 1/K (2 points for K = 10 and
+n = 2 000)."""
 
 
 @dataclass
@@ -141,7 +143,13 @@ def one_thread_environment() -> dict[str, str]:
     return env
 
 
-def result_row(run: Run, num_classes: int = 10) -> dict:
+def chance_threshold(num_classes: int, test_images: int) -> float:
+    """The test accuracy above which a run counts as having left chance (:data:`CHANCE_SIGMAS`)."""
+    p = 1.0 / num_classes
+    return p + CHANCE_SIGMAS * (p * (1.0 - p) / test_images) ** 0.5
+
+
+def result_row(run: Run, test_images: int, num_classes: int = 10) -> dict:
     """One results row from the run's checkpoint metadata and per-epoch metrics (what exists of them)."""
     row = {key: None for key in RESULT_FIELDS}
     row.update(method=run.method, seed=run.seed, status=run.status, seconds=run.seconds,
@@ -157,7 +165,8 @@ def result_row(run: Run, num_classes: int = 10) -> dict:
         row["test_acc"] = evaluated[-1]["test_acc"]
         first = evaluated[0]
         row["first_epoch_test_acc"] = first["test_acc"] if first["epoch"] == 1 else None
-        above = [e["epoch"] for e in evaluated if e["test_acc"] > 1.0 / num_classes + CHANCE_MARGIN]
+        threshold = chance_threshold(num_classes, test_images)
+        above = [e["epoch"] for e in evaluated if e["test_acc"] > threshold]
         row["epoch_left_chance"] = above[0] if above else None
     if run.status == "done" and run.out.exists():
         meta = read_checkpoint_meta(run.out) or {}
@@ -184,7 +193,7 @@ def summary(rows: list[dict]) -> list[dict]:
 
 def write_results(out: Path, runs: list[Run], config: dict) -> None:
     """Rewrite results.json and results.csv atomically."""
-    rows = [result_row(run) for run in runs]
+    rows = [result_row(run, config["test_size"]) for run in runs]
     document = {"config": config, "runs": rows, "summary": summary(rows)}
     text = json.dumps(document, indent=2) + "\n"
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(text))
