@@ -1,22 +1,65 @@
 """Shapes: a procedurally generated, deterministic 10-class image dataset with object masks, shipped as code.
 
-Each image shows one class shape — circle, square, triangle, star, cross, ring, hexagon, diamond, ellipse or
-crescent — with random colour, size (20–60 % of the side), rotation, aspect jitter, shading and position, on a
+Each image shows one class shape with random colour, size, rotation, aspect jitter, shading and position, on a
 textured background (value noise, gradients, stripes, checkers, crops of the photos and textures bundled with
-scikit-image), among distractor clutter (thin lines, arcs and small cut-off blobs, a few drawn over the object),
-with global brightness/contrast jitter and pixel noise. The object mask — every pixel the visible object
-touches, its anti-aliased rim included — is the ground truth for CAM localisation.
+scikit-image), among distractor clutter (a few lines drawn over the object), with global brightness/contrast
+jitter and pixel noise. The object mask — every pixel the visible object touches, its anti-aliased rim
+included — is the ground truth for CAM localisation.
 
-Sample ``i`` of a split is a pure function of ``(seed, split, i)``: all its random parameters come from a
-counter-based hash (:mod:`._counter_random`), so train and test never share a sample, nothing is stored, and a
+Sample ``i`` of a split is a pure function of ``(seed, split, i, version)``: all its random parameters come from
+a counter-based hash (:mod:`._counter_random`), so train and test never share a sample, nothing is stored, and a
 sample renders to the same bits in any batch or order. Rendering is batched in torch: shapes are signed distance
 functions (:mod:`._sdf`) evaluated on rotated coordinate grids and anti-aliased by their distance in pixels.
 
-Difficulty was tuned with real runs so that a small network does not saturate: resnet20 (option-A shortcuts),
-10 000 train images at 32 px, 30 epochs, no augmentation, batch 128, SGD + Nesterov 0.9, weight decay 5e-4,
-one-cycle cosine schedule peaking at lr 0.1, reaches 79.7 % accuracy on 2 000 test images (train accuracy 100 %;
-diamond, hexagon and ellipse are the hardest classes). Rendering 50 000 images at 32 px takes ≈ 9 s on one CPU
-thread.
+Versions (``DESIGNS``; ``Shapes(..., version=…)``, default ``DATASET_VERSION`` = 2)
+-------------------------------------------------------------------------------------
+Version 1 — circle, square, triangle, star, cross, ring, hexagon, diamond, ellipse, crescent; circumdiameter
+20–60 % of the side; clutter of thin lines, arcs and small cut-off discs and squares. Tuned for 10 000 images:
+resnet20, 30 epochs, batch 128, one-cycle cosine to lr 0.1, reached 79.7 % on 2 000 test images. It is kept,
+bit for bit, because the first shipped checkpoints were trained on it (their metadata names its classes:
+:func:`version_of_classes`). Its faults for studying MSDA: from scratch on 2 000 images ``none`` sat at chance
+until epoch 28; objects covered 10.4 % of the image on average (10th percentile 3.9 %), so a mix box often hid
+the object its label names; the clutter drew the circle and square classes; a rectangular occluder or mix box
+*is* a square, a rotated square a diamond; aspect jitter (0.88–1.12 per axis) stretched circles to 1.29:1.
+
+Version 2 — designed so that resnet20 learns it from scratch on a laptop, a mixed label names something
+visible, and nothing but the object can be read as a class. Hardness comes from small data, textured
+backgrounds and clutter, never from label noise.
+
+* Classes: circle, triangle, star (inner radius 0.5), cross, ring, arrow, heart, ellipse, crescent, trefoil.
+  Square and diamond are gone (a rectangle imitates them) and so is hexagon (its silhouette has IoU 0.93 with
+  the circle's at 32 px); every class's best IoU with its own bounding rectangle, over rotations, is < 0.85.
+  The closest pairs of silhouettes: triangle–trefoil 0.77, circle–ring 0.76 (best over rotation and ±20 % scale).
+* Objects: circumradius 0.5–0.85 of the half-side (v1: 0.2–0.6). Object share of the image, first 1 024 test
+  images: mean 24.6 %, 10th percentile 13.3 %, median 22.9 %, min 7.6 % (v1: 10.4, 3.9, 9.1, 2.0 %).
+* Aspect jitter 0.93–1.075 per axis: a circle becomes at most 1.16:1, the 2:1 ellipse at least 1.73:1.
+* Clutter: strokes only — lines (half-length 0.3–0.6), open arcs (radius 0.2–0.35, 120–240°) and zigzags,
+  0.7–1.2 px wide at 32 px, each kept whole inside the image (a stroke cut by the border leaves a stub that is
+  just a blob). Best silhouette IoU of a clutter element with any class fitted at the element's own scale
+  (``tests/test_shapes_design.py``, 1 000 images at 64 px): median 0.34, max 0.55 over 1 998 elements; v1's
+  clutter: median 0.45, max 0.87, 34 % of its elements ≥ 0.6.
+* Contrast: the object's colour is pushed at least 0.5–0.7 per channel from the local background (v1:
+  0.2–0.45). This was the lever that made the first epoch learn: with 0.25–0.5 (and hexagon in place of arrow,
+  clutter not kept inside), ``none`` with the shapes-scratch recipe scored 10.2 % after epoch 1 (chance), 12.6 %
+  after epoch 2, 14.5 % after epoch 3, and memorised (train 100 % from epoch 24, test 71.5 %).
+
+Measured on version 2 (``python -m msda.train --data shapes --arch resnet20 --recipe shapes-scratch
+--train-size 2000 --test-size 2000 --data-seed 0 --seed S --method M --device cpu``, OMP_NUM_THREADS=1):
+
+* ``none`` leaves chance within its first epoch: test accuracy after epoch 1 is 13.3, 17.5, 16.8 and 19.1 %
+  for seeds 0–3 (chance 10 %; 3 binomial σ on 2 000 images is 2 points).
+* Seed 0 after 30 epochs: ``none`` 90.9 % test, train accuracy ≥ 99.9 % from epoch 17 and 100 % from epoch 23
+  (it memorises);
+  ``mixup`` 92.3 % test at 89.3 % train accuracy. One seed each — not a difference until the three-seed sweep
+  (:mod:`msda.training.sweep`) says so.
+
+Invisible-label share — mixed samples giving ≥ 0.25 label weight to an object < 10 % visible, every method with
+its default parameters on the first 1 024 test images (``python -m msda.data.shapes_report``), v1 → v2:
+cutmix 27.3 → 11.4 %, hardmix 27.3 → 11.2 %, fmix 21.6 → 8.7 %, saliencymix 21.4 → 12.4 %, lmix 19.6 → 6.6 %,
+resizemix 18.9 → 13.7 %, smoothmix_s 14.1 → 3.9 %, miamix 12.0 → 5.8 %, smoothmix_c 6.5 → 0.8 %, cutout 5.4 → 0.8 %,
+agmix 5.3 → 0.6 %, gmix 4.4 → 0.2 %, gridmix 1.9 → 0.0 %, mixup 0 → 0 %.
+
+Rendering 50 000 version-1 images at 32 px takes ≈ 9 s on one CPU thread.
 """
 
 from __future__ import annotations
