@@ -14,17 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repository root
     sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
+import streamlit as st
+import torch
 
-import msda  # noqa: E402
-from app.lib import export, figures, pictures  # noqa: E402
-from app.lib.cards import Settings, method_card  # noqa: E402
-from app.lib.focus import focus_view  # noqa: E402
-from app.lib.miamix_view import METHOD as MIAMIX  # noqa: E402
-from app.lib.miamix_view import miamix_section  # noqa: E402
-from app.lib.pair import Pair, choose_image  # noqa: E402
-from app.lib.priors import beta_prior_spec  # noqa: E402
+import msda
+from app.lib import export, figures, pictures
+from app.lib.cards import Settings, method_card
+from app.lib.focus import focus_view
+from app.lib.miamix_view import METHOD as MIAMIX
+from app.lib.miamix_view import miamix_section
+from app.lib.pair import Pair, choose_image
+from app.lib.priors import beta_prior_spec
 
 # Every mix here is a batch of two small images: one thread is fastest, and on a shared machine it does not
 # fight other processes for cores.
@@ -110,7 +110,7 @@ def pair_row(pair: Pair, settings: Settings) -> None:
     for column, image, role in ((col_a, pair.a, "own image, mask 1"), (col_b, pair.b, "partner, mask 0")):
         with column:
             st.markdown(f"**{image.slot}** · {image.class_name}")
-            st.markdown(pictures.panels_html([pictures.panel_html(pictures.png_uri(image.pixels), "", pair.size,
+            st.markdown(pictures.panels_html([pictures.panel_html(pictures.jpeg_uri(image.pixels), "", pair.size,
                                                                   alt=f"image {image.slot}")]),
                         unsafe_allow_html=True)
             st.caption(f"{role} · {image.source}: {image.history}")

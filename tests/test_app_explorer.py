@@ -24,7 +24,7 @@ import msda
 from app.lib import examples, export, pictures, sweeps
 from app.lib.cards import draws_text, lam_applies, pictures_html, unused_controls
 from app.lib.formulas import clauses, formula_markdown
-from app.lib.images import fit_square
+from app.lib.images import decode_image, fit_square
 from app.lib.mixing import mix_view
 from app.lib.params import slider_bounds, slider_value
 
@@ -63,7 +63,7 @@ def card_text(at: AppTest, method: str) -> str:
 
 def card_picture(at: AppTest, method: str, alt: str) -> np.ndarray:
     html = next(m.value for m in card_of(at, method).markdown if 'class="msda-pics"' in m.value)
-    uri = re.search(rf'<img src="(data:image/png;base64,[^"]+)" alt="{alt}"', html).group(1)
+    uri = re.search(rf'<img src="(data:image/(?:png|jpeg);base64,[^"]+)" alt="{alt}"', html).group(1)
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
@@ -91,7 +91,7 @@ def test_every_card_draws_for_100_seeds_both_lam_modes(pairs, size):
                     assert pictures_html(view, size).count("<img") == 2
                     draws_text(view.draws, view.stages, set())
                     unused_controls(info, {})
-                except Exception as error:  # noqa: BLE001 — report which card, seed and mode
+                except Exception as error:
                     raise AssertionError(f"{method} failed at seed {seed}, λ {lam}, size {size}: {error!r}") from error
                 assert 0.0 <= view.lam <= 1.0 and np.isfinite(view.mask).all(), (method, seed, lam)
 
@@ -182,13 +182,20 @@ RUNNER = textwrap.dedent("""
 
 def run_snippets(folders: list[Path]) -> None:
     """Execute each folder's snippet.py as pasted, one subprocess for all (fresh namespace each)."""
-    result = subprocess.run([sys.executable, "-c", RUNNER, *map(str, folders)], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", RUNNER, *map(str, folders)], check=False, cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
                                                          "PYTHONPATH": str(ROOT), "HOME": str(Path.home())})
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_the_exported_code_of_every_card_runs_as_pasted_and_reproduces_it(page, tmp_path):
+def card_mix(method: str, images: torch.Tensor, params: dict, lam: float = 0.6, seed: int = 0):
+    """The card's mix under the page's default settings (what its lossless PNG download holds)."""
+    info = msda.methods_info()[method]
+    return mix_view(method, images, lam=lam if lam_applies(info, params) else 0.5, alpha=1.0, seed=seed,
+                    params=params)
+
+
+def test_the_exported_code_of_every_card_runs_as_pasted_and_reproduces_it(page, pairs, tmp_path):
     page.toggle(key="agmix:q:pin").set_value(True).run()
     page.slider(key="agmix:q").set_value(-0.5).run()
     folders = []
@@ -198,39 +205,35 @@ def test_the_exported_code_of_every_card_runs_as_pasted_and_reproduces_it(page, 
         (folder / "snippet.py").write_text(card_of(page, method).code[0].value)
         folders.append(folder)
     run_snippets(folders)
+    images = pairs[224]
     for method, folder in zip(msda.METHODS, folders):
+        view = card_mix(method, images, {"q": -0.5} if method == "agmix" else {})
         mixed = np.asarray(Image.open(folder / f"{method}_mixed.png").convert("RGB"))
-        np.testing.assert_array_equal(mixed, card_picture(page, method, "mixed image"), err_msg=method)
+        np.testing.assert_array_equal(mixed, view.mixed, err_msg=method)  # the card's PNG download, bit for bit
+        np.testing.assert_array_equal(np.load(folder / "mask.npy"), view.mask, err_msg=method)
         grey = np.asarray(Image.open(folder / f"{method}_mask.png"))
+        np.testing.assert_array_equal(grey, export.mask_grey(view.mask), err_msg=method)
         np.testing.assert_array_equal(pictures.cividis_lut()[grey], card_picture(page, method, "mask"),
-                                      err_msg=method)
-        assert np.load(folder / "mask.npy").shape == (224, 224)
+                                      err_msg=method)  # and the mask the card shows
 
 
 def test_the_exported_code_of_an_uploaded_pair_reads_the_pair_download(page, tmp_path):
-    page.file_uploader(key="upload_a").set_value(("red.png", files.split_png((230, 160, 20), (20, 120, 60), 90, 60),
-                                                  "image/png"))
+    data = files.split_png((230, 160, 20), (20, 120, 60), 90, 60)
+    page.file_uploader(key="upload_a").set_value(("stripes.png", data, "image/png"))
     page.run()
     code = card_of(page, "cutmix").code[0].value
     assert "skimage" not in code and export.PAIR_FILE.format(size=224) in code
-    pair = page.get_by_key("pair:download")
-    assert pair is not None
-    a, b = card_picture_pair(page)
-    (tmp_path / export.PAIR_FILE.format(size=224)).write_bytes(export.pair_png(a, b))
+    assert page.get_by_key("pair:download") is not None
+    a = fit_square(decode_image(data, "stripes.png").pixels, 224)
+    b = fit_square(examples.load_photo("chelsea").pixels, 224)
+    (tmp_path / export.PAIR_FILE.format(size=224)).write_bytes(export.pair_png(a, b))  # what the download holds
     (tmp_path / "snippet.py").write_text(code)
     run_snippets([tmp_path])
+    view = card_mix("cutmix", torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float() / 255.0, {})
     mixed = np.asarray(Image.open(tmp_path / "cutmix_mixed.png").convert("RGB"))
-    np.testing.assert_array_equal(mixed, card_picture(page, "cutmix", "mixed image"))
-
-
-def card_picture_pair(at: AppTest) -> tuple[np.ndarray, np.ndarray]:
-    """Images A and B as the page shows them (the pair row's PNGs)."""
-    out = []
-    for slot in ("A", "B"):
-        html = next(m.value for m in at.main.markdown if f'alt="image {slot}"' in m.value)
-        uri = re.search(r'src="(data:image/png;base64,[^"]+)"', html).group(1)
-        out.append(np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")))
-    return out[0], out[1]
+    np.testing.assert_array_equal(mixed, view.mixed)
+    np.testing.assert_array_equal(pictures.cividis_lut()[export.mask_grey(view.mask)],
+                                  card_picture(page, "cutmix", "mask"))
 
 
 def test_the_training_snippet_has_a_num_classes_placeholder():

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import test_app_files as files
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import msda
-from app.lib import examples
-from app.lib.images import fit_square
 
 HOME = Path(__file__).resolve().parents[1] / "app" / "Home.py"
 TIMEOUT = 120  # the first run imports torch and msda
@@ -50,7 +46,7 @@ def effective_lam(at: AppTest, method: str) -> float:
 def card_picture(at: AppTest, method: str, alt: str) -> np.ndarray:
     """A picture a card sends to the browser ("mixed image" or "mask"), decoded from its PNG data URI."""
     pictures = next(m.value for m in card(at, method).markdown if 'class="msda-pics"' in m.value)
-    uri = re.search(rf'<img src="(data:image/png;base64,[^"]+)" alt="{alt}"', pictures).group(1)
+    uri = re.search(rf'<img src="(data:image/(?:png|jpeg);base64,[^"]+)" alt="{alt}"', pictures).group(1)
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 

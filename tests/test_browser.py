@@ -3,14 +3,19 @@ Python package. On the Mask Explorer: upload two images, move the λ slider, che
 no exception box appears, and save a screenshot. Then, in the same browser session and with a folder of tiny
 checkpoints, each analysis page once (a tiny robustness run included): no exception box, one screenshot each.
 
+The explorer's layout is checked at 1440 × 900 and 1024 × 768 with the sidebar open: no element of a card
+is wider than the card or scrolls sideways, every formula is visible in full, pictures are at least 150 px;
+then the presentation mode and the focus view, whose λ sweep is moved in the browser to its middle frame.
+
 Needs /usr/bin/chromium (``apt-get install -y chromium``) and ``pip install playwright`` — never
-``playwright install``: the test uses the system browser. It fails, rather than skips, when either is missing,
-because CI installs both.
+``playwright install``: the test uses the system browser. Without Chromium the tests are skipped with a
+one-line reason, unless ``CI`` is set (CI installs it, see .ci/run): there they fail.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -33,6 +38,12 @@ SCREENSHOT_COPY = Path("/tmp/msda_app_screenshot.png")
 PAGE_SCREENSHOT = "/tmp/msda_page_{name}.png"
 START_TIMEOUT_S = 120
 RENDER_TIMEOUT_MS = 120_000
+SKIP_REASON = f"Chromium not found at {CHROMIUM}: apt-get install chromium to run the browser tests"
+SHOTS = Path("/tmp")
+"""Screenshots are copied here as msda_explorer_*.png for a person to look at."""
+
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
 
 def free_port() -> int:
@@ -74,6 +85,16 @@ def app_url(tmp_path):
         log.close()
 
 
+def playwright_or_fail():
+    if not CHROMIUM.exists():  # only reached with CI set
+        pytest.fail(f"CI is set but {SKIP_REASON}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: `pip install playwright` (the browser is the system one)")
+    return sync_playwright
+
+
 def wait_until_idle(page, selector: str = ".st-key-card-miamix") -> None:
     """Wait until the script has finished (Streamlit's running indicator is gone) and the page has settled."""
     page.wait_for_selector(selector, timeout=RENDER_TIMEOUT_MS)
@@ -83,12 +104,7 @@ def wait_until_idle(page, selector: str = ".st-key-card-miamix") -> None:
 
 @pytest.mark.browser
 def test_upload_pair_move_lambda_and_see_every_method(app_url, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: `pip install playwright` (the browser is the system one)")
+    sync_playwright = playwright_or_fail()
 
     image_a, image_b = tmp_path / "stripes.png", tmp_path / "blue.png"
     image_a.write_bytes(files.split_png((230, 160, 20), (20, 120, 60), 120, 80))
@@ -112,6 +128,7 @@ def test_upload_pair_move_lambda_and_see_every_method(app_url, tmp_path):
             thumb = page.locator(".st-key-lam input[type=range]")
             before = cutmix.inner_text()
             started = time.perf_counter()
+            thumb.focus()
             thumb.press("PageDown")  # one move of a tenth of the range: λ 0.60 → 0.50
             cutmix.get_by_text("λ requested 0.50").wait_for(timeout=RENDER_TIMEOUT_MS)
             print(f"\nλ slider moved → cutmix card updated in the browser in {time.perf_counter() - started:.2f} s")
@@ -162,3 +179,89 @@ def visit_analysis_pages(page, tmp_path: Path) -> None:
         page.screenshot(path=str(screenshot))
         shutil.copyfile(screenshot, PAGE_SCREENSHOT.format(name=name))
         page.set_viewport_size({"width": 1600, "height": 1000})
+
+
+LAYOUT_PROBLEMS = """() => {
+    const problems = [];
+    const name = el => (el.className.toString().match(/st-key-[\\w-]+/) || [el.tagName])[0];
+    for (const card of document.querySelectorAll('[class*="st-key-card-"], [class*="st-key-focus-"]')) {
+        const box = card.getBoundingClientRect();
+        for (const el of card.querySelectorAll('*')) {
+            if (!el.checkVisibility() || el.closest('.katex-mathml')) continue;
+            const rect = el.getBoundingClientRect();
+            if (rect.width === 0) continue;
+            if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0 &&
+                    !['visible', 'hidden', 'clip'].includes(getComputedStyle(el).overflowX))
+                problems.push(`${name(card)}: ${el.tagName}.${el.className} scrolls sideways`);
+            if (rect.right > box.right + 1 || rect.left < box.left - 1)
+                problems.push(`${name(card)}: ${el.tagName}.${el.className} sticks out of its card`);
+        }
+        for (const formula of card.querySelectorAll('.katex')) {
+            const rect = formula.getBoundingClientRect();
+            if (rect.right > box.right + 1 || formula.scrollWidth > Math.ceil(rect.width) + 1)
+                problems.push(`${name(card)}: a formula is cut off`);
+        }
+    }
+    const pictures = [...document.querySelectorAll('[class*="st-key-card-"] .msda-panel img')];
+    for (const img of pictures)
+        if (img.getBoundingClientRect().width < 150) problems.push(`a picture is ${img.getBoundingClientRect().width} px`);
+    if (pictures.length < 28) problems.push(`only ${pictures.length} card pictures`);
+    return problems;
+}"""
+
+
+def shoot(page, path: Path, height: int) -> None:
+    """A screenshot of the whole page (the app scrolls inside its own pane: make the window tall)."""
+    width = page.viewport_size["width"]
+    old = page.viewport_size["height"]
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(1200)
+    page.screenshot(path=str(path))
+    shutil.copyfile(path, SHOTS / f"msda_explorer_{path.name}")
+    page.set_viewport_size({"width": width, "height": old})
+
+
+@pytest.mark.browser
+def test_cards_fit_at_1440x900_and_1024x768_presentation_and_focus_view(app_url, tmp_path):
+    sync_playwright = playwright_or_fail()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for width, height in ((1440, 900), (1024, 768)):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(app_url)
+                wait_until_idle(page)
+                assert page.locator("[data-testid=stSidebar]").is_visible()
+                page.screenshot(path=str(tmp_path / f"{width}x{height}.png"))
+                shutil.copyfile(tmp_path / f"{width}x{height}.png", SHOTS / f"msda_explorer_{width}x{height}.png")
+                problems = page.evaluate(LAYOUT_PROBLEMS)
+                assert not problems, f"{width} × {height}: {problems[:10]}"
+                if width == 1024:
+                    page.locator(".st-key-presentation label").click()
+                    wait_until_idle(page)
+                    assert not page.locator("[data-testid=stSidebar]").is_visible()
+                    assert page.locator(".st-key-top-bar .st-key-lam").is_visible()
+                    assert not page.evaluate(LAYOUT_PROBLEMS)
+                    shoot(page, tmp_path / "presentation.png", 1400)
+                    page.locator(".st-key-presentation label").click()
+                    wait_until_idle(page)
+                page.close()
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(app_url)
+            wait_until_idle(page)
+            page.locator(".st-key-focus label").click()
+            wait_until_idle(page, ".st-key-focus-gmix .js-plotly-plot")
+            assert page.locator("[data-testid=stException]").count() == 0
+            sweep = page.locator(".st-key-focus-gmix .js-plotly-plot").first
+            before = sweep.locator("image").nth(1).get_attribute("href")
+            rail = sweep.locator(".slider-rail-rect").first.bounding_box()
+            started = time.perf_counter()
+            page.mouse.click(rail["x"] + rail["width"] * 0.25, rail["y"] + rail["height"] / 2)  # λ ≈ 0.25
+            page.wait_for_function("([el, before]) => el.querySelectorAll('image')[1].getAttribute('href') !== before",
+                                   arg=[sweep.element_handle(), before], timeout=5000)
+            print(f"\nfocus view: the λ sweep's frame changed in the browser in {time.perf_counter() - started:.2f} s")
+            assert page.locator("[data-testid=stStatusWidget]").count() == 0  # no round trip to the server
+            assert re.search(r"λ = 0\.[23]\d → effective", sweep.inner_text())
+            shoot(page, tmp_path / "focus_mid_sweep.png", 1300)
+        finally:
+            browser.close()

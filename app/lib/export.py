@@ -100,8 +100,8 @@ def reproduce_snippet(method: str, *, params: dict[str, Any], alpha: float | Non
         f"g = torch.Generator().manual_seed({seed})  # the card's seed: msda draws the same values",
         f"mixer = msda.Mixer({', '.join(_mixer_arguments(method, params, alpha, str(NUM_CLASSES)))})",
         f"out = mixer({', '.join(call)})",
-        "print('effective λ', round(out.lam[0].item(), 4), '· drawn:', {k: v for k, v in out.params.items()"
-        " if k != 'method'})",
+        ("print('effective λ', round(out.lam[0].item(), 4), '· drawn:', {k: v for k, v in out.params.items()"
+        " if k != 'method'})"),
         "",
         "# Sample A of the batch, as the card shows it",
         "mixed = (out.images[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()",

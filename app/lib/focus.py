@@ -17,7 +17,6 @@ import msda
 from . import figures, pictures
 from .cards import Settings, card_facts, card_view, lam_applies, pictures_html
 from .formulas import formula_markdown
-from .images import to_jpeg_uri
 from .mixing import MixView
 from .pair import Pair
 from .params import ParameterControls
@@ -58,8 +57,8 @@ def cached_param_sweep_spec(method: str, pair_key: str, alpha: float, seed: int,
 
 
 def _spec(sweep: Sweep, labels: list[str], captions: list[str], start: int, title: str) -> dict:
-    mixed = [to_jpeg_uri(frame, quality=90) for frame in sweep.mixed]  # 21 frames: JPEG keeps it to ~0.5 MB
-    masks = [pictures.png_uri(pictures.mask_rgb(mask)) for mask in sweep.masks]
+    mixed = [pictures.jpeg_uri(frame) for frame in sweep.mixed]
+    masks = [pictures.mask_png_uri(mask) for mask in sweep.masks]
     return figures.sweep_spec(mixed, masks, labels, captions, start, slider_title=title,
                               height=SWEEP_FIGURE_HEIGHT)
 

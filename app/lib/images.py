@@ -8,7 +8,6 @@ what it did in ``notes``. :func:`fit_square` centre-crops and resizes to the wor
 
 from __future__ import annotations
 
-import base64
 import io
 from dataclasses import dataclass
 
@@ -142,14 +141,6 @@ def describe_fit(original_size: tuple[int, int], size: int) -> str:
     if side != size:
         steps.append(f"{'enlarged' if side < size else 'resized'} to {size} × {size}")
     return " → ".join(steps)
-
-
-def to_jpeg_uri(pixels: np.ndarray, quality: int = 92) -> str:
-    """A ``data:image/jpeg;base64,…`` URI of a uint8 [H, W, 3] image, for plotly's Image ``source`` (a few
-    tens of kB where the raw pixels would be 150 kB at 224 px)."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def to_png(pixels: np.ndarray) -> bytes:

@@ -50,11 +50,11 @@ def render_stages(view: MixView, settings: Settings, smoothing: str, lam_mode: s
     size = int(stages["merged"].shape[-1])
     panels = []
     for index, (name, lam, aug) in enumerate(zip(layer_names, layer_lams, augmentations)):
-        panels.append(pictures.panel_html(pictures.png_uri(pictures.mask_rgb(stages["raw_masks"][index])),
+        panels.append(pictures.panel_html(pictures.mask_png_uri(stages["raw_masks"][index]),
                                           f"layer {index + 1}: {name}, λ{subscript(index + 1)} = {lam:.2f}", size))
-        panels.append(pictures.panel_html(pictures.png_uri(pictures.mask_rgb(stages["masks"][index])),
+        panels.append(pictures.panel_html(pictures.mask_png_uri(stages["masks"][index]),
                                           f"layer {index + 1} augmented: {_short(aug)}", size))
-    panels.append(pictures.panel_html(pictures.png_uri(pictures.mask_rgb(stages["merged"][0])),
+    panels.append(pictures.panel_html(pictures.mask_png_uri(stages["merged"][0]),
                                       f"merged, λ = {view.lam:.2f}", size, colour_bar=True))
     panels.append(pictures.panel_html(view.mixed_uri, "mixed image", size))
     prior = dirichlet_prior_spec(settings.alpha, k, layer_lams, own_share, settings.lam is not None)

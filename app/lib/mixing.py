@@ -18,7 +18,7 @@ import torch
 import msda
 from msda import stats
 
-from .pictures import mask_rgb, png_uri
+from .pictures import jpeg_uri, mask_png_uri
 
 NUM_CLASSES = 2
 LABELS = (0, 1)  # A is class 0, B class 1
@@ -33,9 +33,9 @@ class MixView:
 
     Attributes:
         mixed: uint8 [S, S, 3].
-        mixed_uri: the mixed image as a lossless PNG data URI (what the card sends to the browser).
+        mixed_uri: the mixed image as a JPEG data URI (what the card sends to the browser).
         mask: float32 [S, S], the weight of A.
-        mask_uri: the mask through the Cividis scale as a PNG data URI.
+        mask_uri: the mask through the Cividis scale as a palette PNG data URI.
         lam_requested, lam: requested and effective λ (A's label weight).
         label: (weight of A's class, weight of B's class) in the mixed label.
         partner: 0 when A was mixed with (a view of) itself or not at all, 1 when with B.
@@ -101,9 +101,9 @@ def mix_view(method: str, images: torch.Tensor, *, lam: float | None, alpha: flo
     params = getattr(out, "params", {})
     return MixView(
         mixed=mixed,
-        mixed_uri=png_uri(mixed),
+        mixed_uri=jpeg_uri(mixed),
         mask=mask_a,
-        mask_uri=png_uri(mask_rgb(mask_a)),
+        mask_uri=mask_png_uri(mask_a),
         lam_requested=float(out.lam_requested[0]),
         lam=float(out.lam[0]),
         label=(float(out.targets[0, 0]), float(out.targets[0, 1])),

@@ -67,7 +67,7 @@ def initial_value(param: Param, low: float, high: float) -> float:
 def slider_value(value: float, low: float, high: float, step: float) -> float:
     """A float slider's value as passed to msda: rounded to the slider's precision and kept inside its
     bounds — rounding alone turns the end of [−π, π] into 3.1416, which is past π."""
-    digits = max(0, -int(math.floor(math.log10(step)))) + 2
+    digits = max(0, -math.floor(math.log10(step))) + 2
     return min(max(round(float(value), digits), low), high)
 
 
@@ -76,7 +76,7 @@ def _label(param: Param) -> str:
 
 
 def _format(step: float) -> str:
-    return f"%.{max(0, -int(math.floor(math.log10(step))))}f"
+    return f"%.{max(0, -math.floor(math.log10(step)))}f"
 
 
 def _numeric_widget(key: str, param: Param, *, disabled: bool = False) -> float | int:
@@ -89,7 +89,7 @@ def _numeric_widget(key: str, param: Param, *, disabled: bool = False) -> float 
                                      disabled=disabled))
     if param.kind == "int":
         low, high = int(param.low), int(param.high)
-        start = int(round(initial_value(param, low, high)))
+        start = round(initial_value(param, low, high))
         if key in st.session_state:  # set by the pin toggle (the drawn value) or by the user
             return int(st.slider(_label(param), low, high, step=1, key=key, help=param.description,
                                  disabled=disabled))

@@ -134,7 +134,7 @@ def param_values(method: str, card_value: float | None, steps: int = PARAM_STEPS
         if param.high_open:
             high = min(high, float(param.high) - (high - low) / 100)
     if param.kind == "int":
-        return np.arange(int(round(low)), int(round(high)) + 1, dtype=np.float32)
+        return np.arange(round(low), round(high) + 1, dtype=np.float32)
     return np.linspace(low, high, steps, dtype=np.float32)
 
 
