@@ -5,7 +5,6 @@ memory budget of :mod:`hardening_budget`."""
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import zipfile
@@ -13,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hardening_budget import refused, within_budget
 from safetensors.torch import save_file
 
 from analysis import load_checkpoint
 from analysis.checkpoints import MAX_NUM_CLASSES, MAX_PICKLE_BYTES
-from hardening_budget import refused, within_budget
 from msda.models import build_model
 from msda.training.checkpoint import FORMAT, save_checkpoint
 

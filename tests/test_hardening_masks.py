@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_generator
 
 import msda
-from conftest import make_generator
 
 
 @pytest.mark.parametrize("height,width", [(8, 1000), (1, 33), (3, 200), (64, 1), (1, 4096), (40, 40), (17, 90)])

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
+from hardening_budget import refused, within_budget
 
 from analysis.corruptions import CORRUPTIONS
 from analysis.robustness.reports import MAX_MODELS, MAX_ROWS, read_report
-from hardening_budget import refused, within_budget
 
 
 def long_table(models: int, *, fgsm: bool = True) -> pd.DataFrame:

@@ -17,8 +17,9 @@ from torch import Tensor
 from msda._checks import check_int, check_real
 from msda._devices import check_device
 from msda.data import DATASETS
-from ..cam import CAM_METHODS, cam, evaluation_mode
+
 from .._cli import load_models
+from ..cam import CAM_METHODS, cam, evaluation_mode
 from ..report import write_report
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
 from .study import STUDY_METRICS, _ring, occlusion_study

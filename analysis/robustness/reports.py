@@ -146,7 +146,7 @@ def _results_from_table(table, name: str) -> tuple[RobustnessResults, dict[str, 
         _first(~whole, table, name, f"has a {key} that is not a whole number")
     correct, total, severity = (numbers[key].astype(np.int64) for key in ("correct", "total", "severity"))
     _first(total < 1, table, name, "counts no images (total must be at least 1)")
-    _first((correct < 0) | (correct > total), table, name, f"counts correct predictions outside 0 … total")
+    _first((correct < 0) | (correct > total), table, name, "counts correct predictions outside 0 … total")
     _first(kind_code < 0, table, name, f"has a kind outside {', '.join(KINDS)}")
     is_clean, is_corruption, is_fgsm = (kind_code == code for code in range(len(KINDS)))
     outside = np.flatnonzero(is_corruption & ((corruption_code < 0) | (severity < 1) | (severity > 5)))
