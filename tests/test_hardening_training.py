@@ -94,6 +94,26 @@ def test_D3_temporary_files_of_killed_writes_are_removed_on_the_next_start(tmp_p
     assert all(path.exists() for path in others)
 
 
+def test_D3_a_write_killed_with_sigkill_leaves_nothing_after_the_next_start(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "model.safetensors"
+    killed_mid_write = (
+        "import os, signal, sys; from msda.training.checkpoint import atomic_write\n"
+        "def write(tmp):\n"
+        "    open(tmp, 'wb').write(b'half a checkpoint')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"atomic_write({str(out)!r}, write)\n")
+    done = subprocess.run([sys.executable, "-c", killed_mid_write], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".model.safetensors.") and left[0].endswith(".tmp"), left
+    run(tmp_path, "--method", "none", "--epochs", "1")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 @pytest.mark.parametrize("flag,value,message", [
     ("--lr", "nan", r"--lr must be a number in \[0, 10\], got nan"),
     ("--lr", "1e30", r"--lr must be a number in \[0, 10\], got 1e\+30"),
