@@ -35,7 +35,9 @@ def check_real(name: str, value, *, low: float | None = None, high: float | None
 
 
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool):  # True is an int to Python, never a count to a caller
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(value, int):
         if isinstance(value, Real) and float(value).is_integer():
             value = int(value)
         else:

@@ -169,3 +169,11 @@ def test_parameter_ranges_and_kinds():
         msda.Mixer("miamix", num_classes=3, methods=("cutmix", "saliencymix"), weights=(1, 1))(*batch())
     with raises(r"miamix: weights has 1 entries but methods has 2"):
         msda.Mixer("miamix", num_classes=3, methods=("cutmix", "fmix"), weights=(1,))(*batch())
+
+
+@pytest.mark.parametrize("name", ["num_classes", "k_max"])
+def test_integer_arguments_refuse_true(name):
+    # bool is an int subclass: True must not be read as 1.
+    kwargs = {"num_classes": True} if name == "num_classes" else {"num_classes": 3, "k_max": True}
+    with pytest.raises(ValueError, match=f"{name}.*got True"):
+        msda.Mixer("miamix", **kwargs)
