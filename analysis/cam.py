@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from msda._checks import check_choice, check_images, describe
 from msda.models import cam_layer, cam_reshape
 
-__all__ = ["cam", "CAM_METHODS", "evaluation_mode"]
+__all__ = ["cam", "cam_confidence_change", "CAM_METHODS", "evaluation_mode"]
 
 CAM_METHODS: dict[str, str] = {
     "gradcam": "GradCAM",
@@ -109,6 +109,47 @@ def cam(model: nn.Module, images: Tensor, *, method: str = "gradcam", targets=No
         saved.restore()
     result = torch.from_numpy(maps).to(device=images.device, dtype=images.dtype)
     return result.clamp_(0.0, 1.0)
+
+
+def cam_confidence_change(model: nn.Module, images: Tensor, maps: Tensor, targets, *,
+                          reference: Tensor | None = None) -> Tensor:
+    """CAM faithfulness: how the target's probability changes when the image is multiplied by its CAM.
+
+    ``pytorch_grad_cam.metrics.cam_mult_image.CamMultImageConfidenceChange`` with
+    ``ClassifierOutputSoftmaxTarget``: ``p(t | x · cam) − p(t | x)``, x in [0, 1] (what the model takes: the
+    pixels the CAM calls irrelevant go to black). A faithful map keeps what the class needs, so the value is
+    near 0 or positive; a map on the wrong pixels removes the evidence and the value is negative, down to
+    −p(t | x). One batched forward pass each for x and x · cam, on the model's device (the package multiplies
+    image by image on the host — its limitation).
+
+    Args:
+        model: the classifier (run in eval mode; its modes restored).
+        images: [B, C, H, W] as the model takes them.
+        maps: [B, H, W] CAMs in [0, 1] (e.g. from :func:`cam`).
+        targets: [B] integer classes (the classes the maps explain).
+        reference: [B] ``p(t | x)`` when the caller has it already (saves the package's forward pass on x).
+
+    Returns float32 [B] on the images' device.
+    """
+    images = check_images(images)
+    batch, _, height, width = images.shape
+    if not isinstance(maps, Tensor) or maps.shape != (batch, height, width):
+        raise ValueError(f"maps must have shape [{batch}, {height}, {width}], got {describe(maps)}")
+    categories = _target_categories(targets, batch)
+    if categories is None:
+        raise ValueError("targets must name the classes the maps explain (an int or one per image), got None")
+    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    if reference is not None and (not isinstance(reference, Tensor) or reference.shape != (batch,)):
+        raise ValueError(f"reference must be p(target | image), shape [{batch}], got {describe(reference)}")
+    metric = CamMultImageConfidenceChange()
+    with torch.no_grad(), evaluation_mode(model):
+        scores = metric(images.detach(), maps.detach().float().cpu().numpy(),
+                        [ClassifierOutputSoftmaxTarget(c) for c in categories], model,
+                        return_diff=reference is None)
+    scores = torch.as_tensor(scores, dtype=torch.float32).reshape(batch).to(images.device)
+    return scores if reference is None else scores - reference.detach().float().to(images.device)
 
 
 def _check_image_values(images: Tensor, parameter: Tensor) -> None:
