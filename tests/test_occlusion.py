@@ -243,26 +243,102 @@ def test_report_writes_csv_json_with_nan_as_null_and_self_contained_html(tmp_pat
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["study.csv", "study.html", "study.json"]
 
 
+V2_CLASSES = ["circle", "triangle", "star", "cross", "ring", "arrow", "heart", "ellipse", "crescent", "trefoil"]
+V1_CLASSES = ["circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "ellipse", "crescent"]
+
+
+def _write_checkpoints(folder, runs, classes=V2_CLASSES):
+    meta = {"arch": "resnet20", "num_classes": 10, "input_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3,
+            "classes": classes, "dataset": "shapes"}
+    for method, seed in runs:
+        torch.manual_seed(100 * seed + len(method))  # test fixture: different untrained networks
+        save_checkpoint(folder / f"{method}-s{seed}.safetensors", build_model("resnet20", 10).state_dict(),
+                        {**meta, "method": method, "seed": seed})
+
+
 def test_cli_writes_the_reports(tmp_path, capsys):
     from analysis.occlusion.__main__ import main
 
-    meta = {"arch": "resnet20", "num_classes": 10, "input_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3,
-            "classes": ["circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "ellipse",
-                        "crescent"], "dataset": "shapes", "method": "none"}
-    for seed, method in ((0, "none"), (1, "cutmix")):
-        torch.manual_seed(seed)  # test fixture: two different untrained networks
-        save_checkpoint(tmp_path / f"{method}.safetensors", build_model("resnet20", 10).state_dict(),
-                        {**meta, "method": method})
+    _write_checkpoints(tmp_path, [("none", 0), ("cutmix", 1)])
     result = main(["--checkpoints", str(tmp_path / "*.safetensors"), "--data", "shapes", "--n", "6",
                    "--n-boxes", "2", "--examples", "1", "--device", "cpu", "--no-progress",
                    "--kinds", "solid", "smooth", "--out", str(tmp_path / "report")])
     table = result["table"]
     assert len(table) == 4 and set(table["method"]) == {"none", "cutmix"} and "pointing" in table.columns
+    assert result["methods"] is None  # one seed per method: no per-method table
+    assert table["faithfulness"].notna().all() and (table["faithfulness"] >= -1).all()
+    assert set(table["occluder_closest_class"]) == {"circle"} and (table["occluder_class_iou"] < 0.85).all()
     summary = json.loads((tmp_path / "report" / "occlusion.json").read_text())
     assert summary["command"].startswith("python -m analysis.occlusion --checkpoints")
-    assert len(summary["rows"]) == 4 and "latching" in summary["metrics"]
+    assert len(summary["rows"]) == 4 and "latching" in summary["metrics"] and "faithfulness" in summary["metrics"]
     page = (tmp_path / "report" / "occlusion.html").read_text()
     assert "Example 1" in page and "latching" in page
     assert "occlusion.html" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["occlusion.csv", "occlusion.html",
                                                                        "occlusion.json"]
+
+
+def test_cli_groups_seeds_by_method_with_mean_sd_and_the_spread_rule(tmp_path):
+    import pandas as pd
+
+    from analysis.occlusion.__main__ import main
+
+    _write_checkpoints(tmp_path, [(method, seed) for method in ("none", "mixup") for seed in (0, 1, 2)])
+    result = main(["--checkpoints", str(tmp_path / "*.safetensors"), "--n", "4", "--n-boxes", "1",
+                   "--examples", "0", "--device", "cpu", "--no-progress", "--kinds", "translucent",
+                   "--out", str(tmp_path / "report")])
+    methods = result["methods"]
+    assert list(methods["method"]) == ["mixup", "none"] and (methods["seeds"] == 3).all()
+    rows = result["table"][result["table"]["method"] == "none"]
+    assert methods.set_index("method").loc["none", "latching_mean"] == pytest.approx(rows["latching"].mean())
+    assert methods.set_index("method").loc["none", "latching_sd"] == pytest.approx(rows["latching"].std(ddof=1))
+    assert methods.set_index("method").loc["mixup", "latching_vs_none"] in ("within spread", "beyond spread")
+    summary = json.loads((tmp_path / "report" / "occlusion.json").read_text())
+    assert "sd_a + sd_b" in summary["spread_rule"] and len(summary["methods"]) == 2
+    assert {row["verdict"] for row in summary["comparisons"]} <= {"within spread", "beyond spread"}
+    assert len(pd.read_csv(tmp_path / "report" / "occlusion_methods.csv")) == 2
+    assert "mean ± sd over seeds" in (tmp_path / "report" / "occlusion.html").read_text()
+
+
+def test_cli_refuses_an_occluder_that_is_a_class_shape(tmp_path):
+    # Shapes version 1 has a square class: a solid box is one, and latching on to it would be no fault.
+    from analysis.occlusion.__main__ import main
+
+    _write_checkpoints(tmp_path, [("none", 0)], classes=V1_CLASSES)
+    args = ["--checkpoints", str(tmp_path / "*.safetensors"), "--n", "2", "--n-boxes", "1", "--examples", "0",
+            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "report")]
+    with pytest.raises(ValueError, match=r"--kinds solid: the occluder's silhouette matches the class 'square' "
+                                         r"of these checkpoints \(IoU 1.00"):
+        main(args + ["--kinds", "solid"])
+    table = main(args + ["--kinds", "frame"])["table"]  # a hollow frame is no class of version 1
+    assert table["occluder_class_iou"].iloc[0] < 0.85
+    flagged = main(args + ["--kinds", "solid", "--allow-class-shaped-occluders"])["table"]
+    assert flagged["occluder_closest_class"].iloc[0] == "square" and flagged["occluder_class_iou"].iloc[0] == 1.0
+
+
+def test_no_occluder_kind_matches_a_version_2_class_and_every_box_matches_the_version_1_square():
+    from analysis.occlusion.class_shapes import MATCH_IOU, matching_classes, occluder_class_iou
+
+    for kind in OCCLUDER_KINDS:
+        assert matching_classes(kind, V2_CLASSES) == {}, kind
+        assert max(occluder_class_iou(kind, V2_CLASSES).values()) < MATCH_IOU
+    for kind in ("solid", "translucent", "smooth"):
+        assert matching_classes(kind, V1_CLASSES)["square"] == pytest.approx(1.0)
+    assert occluder_class_iou("solid", ["cat", "dog"]) == {}  # no known silhouettes
+
+
+def test_cam_confidence_change_is_the_packages_metric_and_zero_for_an_all_ones_map(device):
+    from analysis.cam import cam_confidence_change
+
+    model, images, labels, _ = _quadrant_setup(device)
+    ones = torch.ones(images.shape[0], *images.shape[-2:], device=device)
+    assert cam_confidence_change(model, images, ones, labels).abs().max() < 1e-6
+    dark = torch.zeros_like(ones)  # the image goes black: class 0's evidence (the bright quadrant) is gone
+    change = cam_confidence_change(model, images, dark, labels)
+    with torch.no_grad():
+        before = torch.softmax(model(images), 1).gather(1, labels[:, None])[:, 0]
+        after = torch.softmax(model(images * 0), 1).gather(1, labels[:, None])[:, 0]
+    assert torch.allclose(change, after - before, atol=1e-6) and change.device.type == images.device.type
+    assert torch.allclose(cam_confidence_change(model, images, dark, labels, reference=before), change, atol=1e-6)
+    with pytest.raises(ValueError, match="maps must have shape"):
+        cam_confidence_change(model, images, ones[:1], labels)

@@ -20,7 +20,9 @@ from msda.data import DATASETS
 
 from .._cli import load_models
 from ..cam import CAM_METHODS, cam, evaluation_mode
-from ..report import write_report
+from ..report import write_csv, write_report
+from ..seeds import SPREAD_RULE, formatted, has_seeds, seed_summary, spread_comparisons
+from .class_shapes import MATCH_IOU, occluder_class_iou
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
 from .study import STUDY_METRICS, _ring, occlusion_study
 
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="occluded images per forward/CAM pass")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the box generator")
+    p.add_argument("--allow-class-shaped-occluders", action="store_true",
+                   help="run an occluder kind whose silhouette matches a class of the checkpoints' shapes version "
+                        f"(IoU ≥ {MATCH_IOU}) instead of refusing it; the table flags it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -85,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     images, labels, masks, classes = _test_images(args, metas)
     if len(classes) != metas[0]["num_classes"]:
         raise ValueError(f"the checkpoints have {metas[0]['num_classes']} classes, {args.data} has {len(classes)}")
+    shape_match = _check_occluder_shapes(args, metas[0].get("classes") or classes, images.shape[-1])
 
     images, labels = images.to(device), labels.to(device)
     masks = None if masks is None else masks.to(device)
@@ -97,13 +103,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
                             cam_method=args.cam, cam_target=args.cam_target, fill=args.fill, border=args.border,
                             batch_size=args.batch_size, progress=not args.no_progress)
     table.insert(1, "method", [loaded[name][1].get("method") for name in table["model"]])
+    table.insert(2, "seed", [loaded[name][1].get("seed") for name in table["model"]])
     for column, key in (("arch", "arch"), ("test_accuracy", "test_accuracy"), ("checkpoint", "path")):
         table[column] = [loaded[name][1].get(key) for name in table["model"]]
+    table["occluder_closest_class"] = [shape_match.get(kind, (None, float("nan")))[0] for kind in table["kind"]]
+    table["occluder_class_iou"] = [shape_match.get(kind, (None, float("nan")))[1] for kind in table["kind"]]
+    metrics = [key for key in STUDY_METRICS if key in table.columns and key != "occluder_area"]
+    per_method = seed_summary(table, metrics, by=("method", "kind")) if has_seeds(table) else None
 
     command = "python -m analysis.occlusion " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     summary = {"command": command, "settings": settings, "metrics": STUDY_METRICS,
+               "occluder_class_match": {"rule": f"best silhouette IoU with a class over rotations and scales "
+                                                f"0.8–1.2; refused at ≥ {MATCH_IOU}",
+                                        "kinds": {kind: {"class": name, "iou": iou}
+                                                  for kind, (name, iou) in shape_match.items()}},
                "checkpoints": {name: {key: meta.get(key) for key in ("path", "arch", "method", "dataset", "epochs",
                                                                      "test_accuracy", "layout")}
                                for name, (_, meta) in loaded.items()}}
@@ -113,20 +128,52 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      f"{'true' if args.cam_target == 'label' else 'predicted'} class, device {device}."),
         ("Metrics", "\n".join(f"{key}: {text}" for key, text in STUDY_METRICS.items() if key in table.columns)),
         ("Results", table),
-        ("Per metric", _metric_figure(table)),
     ]
+    if per_method is not None:
+        comparisons = spread_comparisons(per_method, metrics, by=("method", "kind"))
+        summary.update(spread_rule=SPREAD_RULE, methods=per_method, comparisons=comparisons)
+        sections += [("Per method: mean ± sd over seeds",
+                      f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
+                      f"{SPREAD_RULE}.\n\nEvery pair of methods is in occlusion.json under \"comparisons\"."),
+                     ("Per method", formatted(per_method, metrics, by=("method", "kind")))]
+    sections.append(("Per metric", _metric_figure(table)))
     if args.examples:
         sections += _example_figures(models, images[:args.examples], labels[:args.examples],
                                      boxes[:args.examples, 0], args.kinds, classes, cam_method=args.cam,
                                      cam_target=args.cam_target, fill=args.fill, border=args.border)
     files = write_report(args.out, "occlusion", table=table, summary=summary,
                          title="Occlusion study: do models latch on to occluders?", sections=sections)
+    if per_method is not None:
+        files["methods_csv"] = write_csv(args.out / "occlusion_methods.csv", per_method)
     shown = ["model", "kind", "clean_accuracy", "occluded_accuracy", "true_prob_drop", "flip_rate", "latching",
              "latching_clean"] + [c for c in ("localisation", "pointing") if c in table.columns]
+    shown.insert(shown.index("latching_clean") + 1, "faithfulness")
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if per_method is not None:
+        print(f"\nper method, mean ± sd over seeds ({SPREAD_RULE}):")
+        print(formatted(per_method, ["occluded_accuracy", "flip_rate", "latching", "faithfulness"],
+                        by=("method", "kind")).to_string(index=False))
     for kind, path in files.items():
         print(f"{kind}: {path}")
-    return {"table": table, "files": files}
+    return {"table": table, "files": files, "methods": per_method}
+
+
+def _check_occluder_shapes(args, classes, size: int) -> dict[str, tuple[str, float]]:
+    """kind → (closest class, its IoU) for shapes checkpoints; refuses a kind that matches a class (a model
+    that predicts that class would be right to look at the occluder) unless --allow-class-shaped-occluders."""
+    matches = {}
+    for kind in args.kinds:
+        ious = occluder_class_iou(kind, classes, size=size, box_frac=args.box_frac, border=args.border)
+        if not ious:
+            continue
+        closest = max(ious, key=ious.get)
+        matches[kind] = (closest, ious[closest])
+        if ious[closest] >= MATCH_IOU and not args.allow_class_shaped_occluders:
+            raise ValueError(f"--kinds {kind}: the occluder's silhouette matches the class {closest!r} of these "
+                             f"checkpoints (IoU {ious[closest]:.2f} ≥ {MATCH_IOU}), so latching on to it is no fault; "
+                             "choose another kind, checkpoints of shapes version 2, or pass "
+                             "--allow-class-shaped-occluders")
+    return matches
 
 
 def _test_images(args, metas: list[dict]) -> tuple[Tensor, Tensor, Tensor | None, list[str]]:
@@ -136,9 +183,14 @@ def _test_images(args, metas: list[dict]) -> tuple[Tensor, Tensor, Tensor | None
     n = args.n
     size = metas[0]["input_size"]
     if args.data == "shapes":
+        from msda.data import Shapes
+
+        from ..shapes_version import shapes_version
+
         seeds = {meta.get("data_seed") for meta in metas}
         seed = args.data_seed if args.data_seed is not None else (seeds.pop() if len(seeds) == 1 else None) or 0
-        dataset = load_dataset("shapes", "test", n=n, size=size, seed=seed)
+        dataset = Shapes("test", n=n, size=size, seed=seed,
+                         version=shapes_version(meta.get("classes") for meta in metas))
         images, labels, masks = dataset.render(torch.arange(n))
         return images, labels, masks, list(dataset.classes)
     size = size if args.data == "imagefolder" else None

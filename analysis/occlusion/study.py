@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from msda._checks import check_choice, check_images, check_int, describe
-from ..cam import CAM_METHODS, cam, evaluation_mode
+from ..cam import CAM_METHODS, cam, cam_confidence_change, evaluation_mode
 from .occluders import OCCLUDER_KINDS, _check_boxes, occlude, occluder_region, sample_boxes
 
 STUDY_METRICS: dict[str, str] = {
@@ -22,6 +22,10 @@ STUDY_METRICS: dict[str, str] = {
                 "(occluder area / image area); 1 = indifferent, > 1 = drawn to the occluder",
     "latching_clean": "the same ratio for the clean image's CAM over the same region (the baseline: how much "
                       "the model looked there before anything was drawn)",
+    "faithfulness": "CAM faithfulness on the occluded copies (pytorch_grad_cam's CamMultImageConfidenceChange): "
+                    "mean of p(t | x̃ · cam) − p(t | x̃), t the class the CAM explains; near 0 or above = the CAM "
+                    "keeps what the class needs, negative = it points elsewhere",
+    "faithfulness_clean": "the same on the clean images (the baseline)",
     "localisation": "mean over clean images of (CAM energy inside the object / total) / (object area / image "
                     "area); 1 = no better than uniform",
     "pointing": "pointing game: fraction of clean images whose CAM maximum lies on the object",
@@ -81,6 +85,10 @@ def occlusion_study(models: Mapping[str, nn.Module], images: Tensor, labels: Ten
       > 1 when drawn to it;
     - ``latching_clean`` = the same ratio with the clean image's CAM, cam(x), over the same R: the baseline
       (a box that lands on the object scores > 1 even for an unaffected model);
+    - ``faithfulness`` = mean over occluded copies of p(t | x̃ · cam(x̃)) − p(t | x̃), t the CAM's class
+      (:func:`analysis.cam.cam_confidence_change`, the grad-cam package's ``CamMultImageConfidenceChange``):
+      whether the map the latching score reads is one the model acts on; ``faithfulness_clean`` the same on
+      the clean images;
     - with `masks`, M the object: ``localisation`` = mean over images of ``(Σ_M cam(x) / Σ cam(x)) / (|M| / HW)``,
       ``pointing`` = mean over images of [argmax cam(x) ∈ M dilated by `pointing_tolerance`] (the first maximum
       in raster order; a CAM that is zero everywhere is a miss), and ``localisation_occluded`` /
@@ -151,8 +159,11 @@ def _study_chunk(model, images, labels, boxes, objects, kinds, totals, *, cam_me
                          f"outputs, got {describe(labels)}")
     clean_pred = clean_probs.argmax(1)
     clean_true_p = clean_probs.gather(1, labels[:, None])[:, 0]
-    clean_cam = cam(model, images, method=cam_method, targets=labels if cam_target == "label" else clean_pred)
+    clean_targets = labels if cam_target == "label" else clean_pred
+    clean_cam = cam(model, images, method=cam_method, targets=clean_targets)
     add("clean_correct", (clean_pred == labels))
+    add("faithfulness_clean", cam_confidence_change(model, images, clean_cam, clean_targets,
+                                                    reference=clean_probs.gather(1, clean_targets[:, None])[:, 0]))
     if objects is not None:
         add("localisation", energy_ratio(clean_cam, objects))
         add("pointing", _pointing_hit(clean_cam, objects, tolerance))
@@ -165,8 +176,10 @@ def _study_chunk(model, images, labels, boxes, objects, kinds, totals, *, cam_me
         with torch.no_grad(), evaluation_mode(model):
             probs = F.softmax(model(occluded).float(), dim=1)
         pred = probs.argmax(1)
-        occluded_cam = cam(model, occluded, method=cam_method,
-                           targets=copy_labels if cam_target == "label" else pred)
+        targets = copy_labels if cam_target == "label" else pred
+        occluded_cam = cam(model, occluded, method=cam_method, targets=targets)
+        add(f"{kind}/faithfulness", cam_confidence_change(model, occluded, occluded_cam, targets,
+                                                          reference=probs.gather(1, targets[:, None])[:, 0]))
         region = occluder_region(flat_boxes, height, width, kind=kind, border=_ring(kind, border))[:, 0]
         add(f"{kind}/correct", pred == copy_labels)
         add(f"{kind}/prob_drop", repeat(clean_true_p) - probs.gather(1, copy_labels[:, None])[:, 0])
@@ -213,7 +226,8 @@ def _summarise(name: str, kinds: Sequence[str], totals: dict[str, list[Tensor]],
                "occluder_area": mean(f"{kind}/area"),
                "clean_accuracy": mean("clean_correct"), "occluded_accuracy": mean(f"{kind}/correct"),
                "true_prob_drop": mean(f"{kind}/prob_drop"), "flip_rate": mean(f"{kind}/flip"),
-               "latching": mean(f"{kind}/latching"), "latching_clean": mean(f"{kind}/latching_clean")}
+               "latching": mean(f"{kind}/latching"), "latching_clean": mean(f"{kind}/latching_clean"),
+               "faithfulness": mean(f"{kind}/faithfulness"), "faithfulness_clean": mean("faithfulness_clean")}
         if with_masks:
             row.update(localisation=mean("localisation"), pointing=mean("pointing"),
                        localisation_occluded=mean(f"{kind}/localisation"),
