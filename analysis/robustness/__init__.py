@@ -22,19 +22,28 @@ with the same seed and batch size on the same kind of device sees them again.
     summarise(results)          # one row per model: clean error, mean corrupted accuracy (15, 19), groups
     fgsm_curves(models, images, labels)["cutmix"].accuracy
 
+The data of a run and its report come from :mod:`.data` (:func:`prepare_data`, :func:`build_report`), shared
+by the command line and the app's Robustness page. Checkpoints with several seeds per method (metadata
+``method`` and ``seed``) get a per-method table, mean ± sd over seeds, with the spread rule of
+:mod:`analysis.seeds`.
+
 From the command line (CSV + JSON + self-contained HTML report; ``torchrun --nproc_per_node N -m
 analysis.robustness …`` shards the evaluation over N processes):
 
     python -m analysis.robustness --checkpoint checkpoints/*.safetensors --data shapes-c --out reports/robustness
+    python -m analysis.robustness --checkpoint 'runs/shapes-scratch/*.safetensors' --n 500 --out reports/robustness
 """
 
+from .data import (DATA_CHOICES, RobustnessData, build_report, check_count, checkpoint_info, evenly_spaced,
+                   prepare_data, stored_corruptions)
 from .evaluate import (DEFAULT_FGSM_EPS, DEFAULT_SEVERITIES, FGSMCurve, RobustnessResults, corruption_seed,
                        evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curve, fgsm_curves, shard_blocks)
 from .figures import error_heatmaps, fgsm_figure, summary_bars
 from .reports import read_report
 from .tables import SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, long_table, summarise
 
-__all__ = ["DEFAULT_FGSM_EPS", "DEFAULT_SEVERITIES", "SUMMARY_COLUMNS", "FGSMCurve", "RobustnessResults",
+__all__ = ["DATA_CHOICES", "RobustnessData", "build_report", "check_count", "checkpoint_info", "evenly_spaced",
+           "prepare_data", "stored_corruptions", "DEFAULT_FGSM_EPS", "DEFAULT_SEVERITIES", "SUMMARY_COLUMNS", "FGSMCurve", "RobustnessResults",
            "alexnet_normalised", "corruption_seed", "error_heatmaps", "evaluate_corrupted_datasets",
            "evaluate_corruptions", "fgsm_curve", "fgsm_curves", "fgsm_figure", "fgsm_table", "long_table",
            "read_report", "shard_blocks", "summarise", "summary_bars"]

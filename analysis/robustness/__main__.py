@@ -11,30 +11,24 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, Subset
 
-from msda.data import DATASETS
 from msda.training import distributed
 
-from ..corrupted_data import CifarC, ImageNetC
 from ..corruptions import CORRUPTIONS
 from ..corruptions._params import PROFILES
 from .._cli import load_models
-from ..report import write_report
+from ..report import write_csv, write_report
+from ..seeds import formatted
+from .data import (DATA_CHOICES, SHAPES_DEFAULT_N, STORED, RobustnessData, build_report, checkpoint_info,
+                   prepare_data)
 from .evaluate import DEFAULT_SEVERITIES, evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curves
 from .figures import error_heatmaps, fgsm_figure, summary_bars
-from .tables import SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, long_table, summarise
 
-STORED = ("cifar10-c", "cifar100-c", "imagenet-c")
-ON_THE_FLY = ("shapes-c",) + tuple(f"{name}+corrupt" for name in DATASETS)
-DATA_CHOICES = ON_THE_FLY + STORED
 DEFAULT_EPS = "1/255,2/255,4/255,8/255"
-SHAPES_DEFAULT_N = 1000
 _NEEDS_ROOT = {"cifar10+corrupt", "cifar100+corrupt", "imagefolder+corrupt", *STORED}
 
 
@@ -158,27 +152,15 @@ def _parse_eps(text: str | None) -> tuple[float, ...] | None:
 # ----------------------------------------------------------------------------------------------- the run
 
 
-@dataclass
-class _Data:
-    """What to evaluate: a clean source corrupted on the fly, or stored corrupted sets (and maybe clean ones)."""
-
-    description: str
-    num_classes: int
-    clean: torch.Tensor | Dataset | None
-    labels: torch.Tensor | None = None
-    stored: dict | None = None
-    alexnet: bool = False
-    data_seed: int | None = None
-
-
 def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
     loaded = load_models(args.checkpoints, "--checkpoint", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]
-    data = _load_data(args, metas[0], metas)
-    if data.num_classes != metas[0]["num_classes"]:
-        raise ValueError(f"the checkpoints have {metas[0]['num_classes']} classes, --data {args.data} has "
-                         f"{data.num_classes}")
+    data = prepare_data(args.data, metas, root=args.root, clean_root=args.clean_root, corruptions=args.corruptions,
+                        severities=args.severities, n=args.n, data_seed=args.data_seed)
+    if rank == 0:
+        for note in data.notes:
+            print(note, file=sys.stderr)
     models = {name: model for name, (model, _) in loaded.items()}
     eps = args.eps if args.eps is not None else (() if data.clean is None else _parse_eps(DEFAULT_EPS))
     if eps and data.clean is None:
@@ -190,8 +172,8 @@ def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
                   progress=progress)
 
     if data.stored is None:
-        results = evaluate_corruptions(models, data.clean, data.labels, corruptions=args.corruptions or CORRUPTIONS,
-                                       severities=args.severities, generator_seed=args.seed, profile=args.profile,
+        results = evaluate_corruptions(models, data.clean, data.labels, corruptions=data.corruptions,
+                                       severities=data.severities, generator_seed=args.seed, profile=args.profile,
                                        frost_dir=args.frost_dir, **common)
     else:
         results = evaluate_corrupted_datasets(models, data.stored, clean=data.clean, **common)
@@ -205,34 +187,22 @@ def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
     return _write(args, argv, loaded, data, results, curves, world_size, device)
 
 
-def _write(args, argv, loaded, data: _Data, results, curves, world_size: int, device) -> dict:
-    summary = summarise(results, alexnet=data.alexnet)
-    for position, (column, key) in enumerate((("method", "method"), ("arch", "arch"))):
-        summary.insert(1 + position, column, [loaded[name][1].get(key) for name in summary["model"]])
-    table = long_table(results, curves)
-    table.insert(1, "method", [loaded[name][1].get("method") for name in table["model"]])
-    fgsm_rows = fgsm_table(curves) if curves else None
-
+def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size: int, device) -> dict:
     command = "python -m analysis.robustness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     images = int(results.total.max()) if results.total.numel() else 0
-    report = {
-        "command": command, "settings": settings, "world_size": world_size,
-        "data": {"name": args.data, "description": data.description, "images_per_cell": images,
+    data_info = {"name": args.data, "description": data.description, "images_per_cell": images,
                  "clean_images": int(results.clean_total), "corruptions": list(results.corruptions),
                  "severities": list(results.severities), "data_seed": data.data_seed,
-                 "corruption_seed": args.seed if data.stored is None else None},
-        "checkpoints": {name: {key: meta.get(key) for key in ("path", "arch", "method", "dataset", "epochs",
-                                                              "test_accuracy", "data_seed", "layout")}
-                        for name, (_, meta) in loaded.items()},
-        "columns": {key: text for key, text in SUMMARY_COLUMNS.items() if key in summary.columns},
-        "summary": summary,
-    }
-    if data.alexnet:
-        report["alexnet_normalised"] = alexnet_normalised(results)
-    if fgsm_rows is not None:
-        report["fgsm"] = fgsm_rows
+                 "corruption_seed": args.seed if data.stored is None else None}
+    report = build_report(results, curves, alexnet=data.alexnet, data=data_info,
+                          checkpoints=checkpoint_info({name: meta for name, (_, meta) in loaded.items()}),
+                          settings=settings, command=command, written_by="python -m analysis.robustness")
+    report["world_size"] = world_size
+    summary, table = report["summary"], report.pop("rows")
+    fgsm_rows = report.get("fgsm")
+    methods = report.get("methods")
 
     sections = [
         ("Settings", f"{command}\n\n{data.description}; {len(results.corruptions)} corruption(s) × severities "
@@ -244,11 +214,19 @@ def _write(args, argv, loaded, data: _Data, results, curves, world_size: int, de
         ("Top-1 error per corruption and severity (one colour scale)", error_heatmaps(results)),
         ("Clean and mean corrupted error" + (", mCE" if data.alexnet else ""), summary_bars(summary)),
     ]
+    if methods is not None:
+        metrics = [column.removesuffix("_mean") for column in methods.columns if column.endswith("_mean")]
+        sections += [("Per method: mean ± sd over seeds",
+                      f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
+                      f"{report['spread_rule']}.\n\nEvery pair of methods is in robustness.json under "
+                      "\"comparisons\"."), ("Per method", formatted(methods, metrics))]
     if fgsm_rows is not None:
         sections += [("FGSM: accuracy against ε (Goodfellow et al. 2015; [0, 1] pixel scale, clamped)",
                       fgsm_figure(curves)), ("FGSM", fgsm_rows)]
     files = write_report(args.out, "robustness", table=table, summary=report,
                          title="Robustness: common corruptions and FGSM", sections=sections)
+    if methods is not None:
+        files["methods_csv"] = write_csv(args.out / "robustness_methods.csv", methods)
     shown = [column for column in ("model", "method", "clean_error", "corrupted_accuracy",
                                    "mean_corrupted_accuracy_15", "mean_corrupted_accuracy_19", "mce", "relative_mce")
              if column in summary.columns]
@@ -256,106 +234,13 @@ def _write(args, argv, loaded, data: _Data, results, curves, world_size: int, de
     if fgsm_rows is not None:
         print(fgsm_rows.pivot(index="model", columns="eps_255", values="accuracy")
               .rename(columns=lambda v: f"ε={v:g}/255").to_string(float_format=lambda v: f"{v:.4f}"))
+    if methods is not None:
+        metrics = [m for m in ("clean_error", "corrupted_accuracy", "mean_corrupted_accuracy_15") if f"{m}_mean" in methods]
+        print(f"\nper method, mean ± sd over seeds ({report['spread_rule']}):")
+        print(formatted(methods, metrics, digits=4).to_string(index=False))
     for kind, path in files.items():
         print(f"{kind}: {path}")
-    return {"summary": summary, "table": table, "files": files}
-
-
-# ----------------------------------------------------------------------------------------------- data
-
-
-def _load_data(args, meta: dict, metas: Sequence[dict]) -> _Data:
-    size = int(meta["input_size"])
-    if args.data in STORED:
-        return _stored(args, size, meta)
-    name = "shapes" if args.data == "shapes-c" else args.data.removesuffix("+corrupt")
-    from msda.data import load_dataset
-
-    if name == "shapes":
-        seeds = {m.get("data_seed") for m in metas}
-        seed = args.data_seed if args.data_seed is not None else (seeds.pop() if len(seeds) == 1 else None) or 0
-        n = args.n or SHAPES_DEFAULT_N
-        dataset = load_dataset("shapes", "test", n=n, size=size, seed=seed)
-        return _Data(f"{n} shapes test images ({size} px, data seed {seed}) corrupted on the fly",
-                     dataset.num_classes, dataset, data_seed=seed)
-    if name in ("cifar10", "cifar100"):
-        dataset = load_dataset(name, "test", root=args.root)
-        _check_size(args.data, 32, size)
-        images, labels = dataset.as_tensors()
-        n = _check_n(args.n, len(labels), args.data)
-        return _Data(f"the first {n} {name} test images corrupted on the fly", dataset.num_classes,
-                     images[:n], labels[:n])
-    dataset = load_dataset("imagefolder", "test", root=args.root, size=size)
-    n = _check_n(args.n, len(dataset), args.data)
-    return _Data(f"{n} images of {args.root}/val ({size} px) corrupted on the fly", dataset.num_classes,
-                 _evenly_spaced(dataset, n))
-
-
-def _stored(args, size: int, meta: dict) -> _Data:
-    from msda.data import load_dataset
-
-    root = Path(args.root)
-    if not root.is_dir():
-        raise ValueError(f"--root {args.root}: no such folder (expected the {args.data} folder)")
-    if args.data == "imagenet-c":
-        present = [name for name in CORRUPTIONS if (root / name).is_dir()]
-    else:
-        present = [name for name in CORRUPTIONS if (root / f"{name}.npy").is_file()]
-    corruptions = args.corruptions or present
-    if not corruptions:
-        layout = "<corruption>/<severity>/<wnid>/*.JPEG" if args.data == "imagenet-c" else "<corruption>.npy"
-        raise ValueError(f"--root {args.root} holds no {args.data} corruption ({layout} for any of "
-                         f"{', '.join(CORRUPTIONS)})")
-    stored = {}
-    if args.data == "imagenet-c":
-        first = ImageNetC(root, corruptions[0], args.severities[0])
-        # Labels index the checkpoints' classes when those are the wnids (our imagefolder training), else the
-        # sorted wnids (torchvision's ImageNet order).
-        labels = list(meta["classes"]) if set(first.classes) <= set(meta["classes"]) else list(first.classes)
-        for name in corruptions:
-            for severity in args.severities:
-                dataset = ImageNetC(root, name, severity, classes=labels)
-                stored[name, severity] = _evenly_spaced(dataset, _check_n(args.n, len(dataset), args.data))
-        _check_size(args.data, first[0][0].shape[-1], size)
-        clean = None
-        if args.clean_root:
-            clean_set = load_dataset("imagefolder", "test", root=args.clean_root, size=size)
-            if list(clean_set.classes) != labels:
-                raise ValueError(f"--clean-root {args.clean_root}: its classes ({len(clean_set.classes)}, from "
-                                 f"{clean_set.classes[0]}) are not the {len(labels)} classes the ImageNet-C labels "
-                                 f"index ({'the checkpoints' if labels == list(meta['classes']) else 'sorted wnids'})")
-            clean = _evenly_spaced(clean_set, _check_n(args.n, len(clean_set), args.data))
-        return _Data(f"ImageNet-C at {root}", len(labels), clean, stored=stored, alexnet=True)
-    for name in corruptions:
-        for severity in args.severities:
-            dataset = CifarC(root, name, severity)
-            stored[name, severity] = Subset(dataset, range(_check_n(args.n, len(dataset), args.data)))
-    _check_size(args.data, 32, size)
-    clean = None
-    base = args.data.removesuffix("-c")
-    if args.clean_root:
-        clean_set = load_dataset(base, "test", root=args.clean_root)
-        clean = Subset(clean_set, range(_check_n(args.n, len(clean_set), args.data)))
-    return _Data(f"{base.upper()}-C at {root}", 10 if base == "cifar10" else 100, clean, stored=stored)
-
-
-def _evenly_spaced(dataset: Dataset, n: int) -> Dataset:
-    """n images spread over the whole dataset (folders are sorted by class: the first n would cover few)."""
-    total = len(dataset)
-    return dataset if n == total else Subset(dataset, [i * total // n for i in range(n)])
-
-
-def _check_n(n: int | None, available: int, data: str) -> int:
-    if n is None:
-        return available
-    if n > available:
-        raise ValueError(f"--n must be at most {available} for --data {data}, got {n}")
-    return n
-
-
-def _check_size(data: str, image_size: int, input_size: int) -> None:
-    if image_size != input_size:
-        raise ValueError(f"--data {data} has {image_size}-px images but the checkpoints take {input_size}-px inputs")
+    return {"summary": summary, "table": table, "files": files, "methods": methods}
 
 
 if __name__ == "__main__":
