@@ -46,7 +46,7 @@ st.html(f"""<style>
 [class*="st-key-card-"] .katex {{ font-size: 1.05em; }}
 [class*="st-key-card-"] h3 {{ padding-top: 0; }}
 [class*="st-key-focus-"] [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
-[class*="st-key-focus-"] [data-testid="stColumn"] {{ min-width: 300px; }}
+[class*="st-key-focus-"] [data-testid="stColumn"] {{ min-width: 200px; }}
 {pictures.STYLE}
 </style>""")
 PRESENTATION_STYLE = """<style>
@@ -114,7 +114,7 @@ def pair_row(pair: Pair, settings: Settings) -> None:
                                                                   alt=f"image {image.slot}")]),
                         unsafe_allow_html=True)
             st.caption(f"{role} · {image.source}: {image.history}")
-    col_b.download_button("Download the pair (PNG)", data=lambda: export.pair_png(pair.a.pixels, pair.b.pixels),
+    col_b.download_button("Pair (PNG)", data=lambda: export.pair_png(pair.a.pixels, pair.b.pixels),
                           file_name=export.PAIR_FILE.format(size=pair.size), mime="image/png", on_click="ignore",
                           key="pair:download", help="A and B at the working size: the exported code of an "
                           "uploaded pair reads this file.")

@@ -236,7 +236,8 @@ class ParameterControls:
         return chosen, problems
 
     def _random_widget(self, param: Param) -> float | int | None:
-        law = f"drawn from {param.sampled}" if param.sampled is not None else "set by the method"
+        law = ("set by the method" if param.sampled is None else
+               f"{param.sampled}" if type(param.sampled).__name__ == "Drawn" else f"drawn from {param.sampled}")
         pinned = st.toggle(f"pin {_label(param)} (else {law})", key=self.key(param, "pin"), help=param.description,
                            on_change=_pin_from_screen, args=(self.key(param), self.key(param, "drawn")))
         if pinned:
