@@ -6,6 +6,7 @@ files into messages."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,55 +172,67 @@ def test_a_run_can_be_cancelled(page):
     assert run.status == "cancelled" and run.done < run.total
     assert any("cancelled" in w.value for w in page.warning)
     assert not page.exception
+    if run.shown is not None:  # a cancelled run keeps the cells it finished, as a complete grid
+        results = run.shown.results
+        assert results.total.numel() <= run.done and (results.total > 0).all()
 
 
-def test_a_stored_cifar10c_folder(page, tmp_path):
-    """A folder in the CIFAR-10-C layout (any multiple of 5 rows): the run reads it; a missing folder is a
-    message naming it."""
-    root = tmp_path / "CIFAR-10-C"
-    root.mkdir()
-    generator = np.random.default_rng(0)
-    np.save(root / "fog.npy", generator.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8))
-    np.save(root / "labels.npy", generator.integers(0, 10, 20))
-    page.radio(key="rob:source").set_value("cifar-c").run()
-    page.text_input(key="rob:root").set_value(str(tmp_path / "nowhere")).run()
-    page.button(key="rob:start").click().run()
-    assert any("nowhere" in e.value and "does not exist" in e.value for e in page.error)
-    page.text_input(key="rob:root").set_value(str(root))
-    page.button(key="rob:preset:none").click().run()
-    page.multiselect(key="rob:corruptions:weather").set_value(["fog", "snow"])
-    page.multiselect(key="rob:severities").set_value([1, 2]).run()
-    run_to_completion(page)
-    run = page.session_state["rob:run"]
-    assert run.status == "done", run.error
-    assert run.shown.results.corruptions == ("fog",) and run.shown.results.total.tolist() == [[4, 4]]
-    assert "Not in" in text(page) and "snow" in text(page)
+def test_a_reloaded_page_finds_the_running_job_and_can_cancel_it_keeping_its_cells(monkeypatch, folder):
+    first = open_page(monkeypatch, folder)
+    first.button(key="rob:preset:all 19").click().run()
+    first.multiselect(key="rob:severities").set_value([1, 2, 3, 4, 5])
+    first.number_input(key="rob:n").set_value(8).run()
+    first.button(key="rob:start").click().run()
+    run = first.session_state["rob:run"]
+    deadline = time.monotonic() + 60
+    while run.done < 2 and time.monotonic() < deadline:  # let it finish two cells
+        time.sleep(0.1)
+    assert run.done >= 2 and run.active
+
+    # The browser reloads: a new session, whose address still holds the run's id.
+    monkeypatch.setenv(ENV_VAR, str(folder))
+    reloaded = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    reloaded.query_params["run"] = run.id
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.session_state["rob:run"] is run
+    assert any(f"Found run {run.id}" in i.value for i in reloaded.info)
+    reloaded.button(key="rob:cancel").click().run()
+    assert run.wait(60) and run.status == "cancelled"
+    reloaded.run()
+    # The finished cells stay: the first corruption at the severities it finished (19 × 5 were asked).
+    results = run.shown.results
+    assert results.corruptions == ("gaussian_noise",) and len(results.severities) >= 2
+    assert (results.total == 8).all()
+    assert any("finished cell" in w.value for w in reloaded.warning)
+    assert reloaded.dataframe[0].value["corrupted_accuracy"].notna().all()
 
 
-def test_a_stored_imagenet_c_folder(monkeypatch, tmp_path):
-    """ImageNet-C's layout (<corruption>/<severity>/<wnid>/*.JPEG) with a model whose classes are the wnids: the
-    run reads it, and the summary says why mCE is not defined for a partial grid."""
-    from PIL import Image
+def test_a_second_run_names_the_run_it_waits_for_and_can_cancel_it(monkeypatch, folder):
+    # A page without a run of its own adopts the run in progress, so a second run comes only from a race (two
+    # pages pressing Run together); started here directly, it must name the run it waits for and the page must
+    # offer to cancel that one.
+    from app.lib.checkpoints import list_shipped, load_shipped
+    from app.lib.robustness_runs import RunRequest, active_runs, start_run
 
-    wnids = ("n01440764", "n01443537")
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    checkpoints.safetensors_bytes(checkpoints.random_state(num_classes=2),
-                                  checkpoints.meta("none", classes=wnids, input_size=64), folder, "tiny.safetensors")
-    root = tmp_path / "ImageNet-C"
-    for index, wnid in enumerate(wnids):
-        (root / "fog" / "1" / wnid).mkdir(parents=True)
-        for copy in range(2):
-            Image.new("RGB", (64, 64), (40 * index, 80, 120 + copy)).save(root / "fog" / "1" / wnid / f"{copy}.JPEG")
-    at = open_page(monkeypatch, folder)
-    at.radio(key="rob:source").set_value("imagenet-c").run()
-    at.text_input(key="rob:root").set_value(str(root))
-    at.button(key="rob:preset:none").click().run()
-    at.multiselect(key="rob:corruptions:weather").set_value(["fog"])
-    at.multiselect(key="rob:severities").set_value([1]).run()
-    run_to_completion(at)
-    run = at.session_state["rob:run"]
-    assert run.status == "done", run.error
-    assert run.shown.alexnet and run.shown.results.total.tolist() == [[4]]
-    assert "mCE needs the 15 benchmark corruptions at all 5 severities" in text(at)
-    assert "No clean ImageNet folder given" in text(at)
+    first = open_page(monkeypatch, folder)
+    first.button(key="rob:preset:all 19").click().run()
+    first.multiselect(key="rob:severities").set_value([1, 2, 3, 4, 5])
+    first.number_input(key="rob:n").set_value(8).run()
+    first.button(key="rob:start").click().run()
+    blocking = first.session_state["rob:run"]
+    second = open_page(monkeypatch, folder)
+    assert second.session_state["rob:run"] is blocking  # found, not hidden
+    model = load_shipped(list_shipped(folder)[0][0])
+    waiting = start_run(RunRequest("shapes", ("fog",), (1,), 8), [model])
+    second.session_state["rob:run"] = waiting
+    second.session_state["rob:redrawn"] = False
+    assert set(active_runs()) >= {waiting, blocking}
+    deadline = time.monotonic() + 30
+    while waiting.waiting_for is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert waiting.waiting_for is blocking and blocking.id in waiting.message
+    second.run()
+    second.button(key="rob:cancel_blocking").click().run()
+    assert blocking.wait(60) and blocking.status == "cancelled"
+    assert waiting.wait(60) and waiting.status == "done", (waiting.status, waiting.error)

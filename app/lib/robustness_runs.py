@@ -1,27 +1,32 @@
-"""Robustness runs of the app: the data, a background thread with progress and cancellation, and the results
-files (written like ``python -m analysis.robustness`` writes them, and read back from either).
+"""Robustness runs of the app: a background thread with progress and cancellation, a registry that outlives
+the browser page, and the results files (read back from the page's downloads or the command line's files).
 
-The evaluation is :mod:`analysis.robustness`'s. The thread asks it for one (corruption, severity) cell at a
-time — :func:`analysis.robustness.evaluate_corruptions` seeds every cell's corruptions from (seed,
-corruption, severity, block of ``BATCH_SIZE`` images) alone, so cell by cell gives exactly the counts of
-one call over the grid, and of the command line with the same seed — and files each cell's integer counts
-into the grid of :class:`analysis.RobustnessResults`. Between cells it reports progress and honours a
-cancellation. The thread owns copies of the models, so the cached models the other pages hook into stay
-free, and one run at a time is evaluated per server (the others wait their turn).
+Everything but the thread is :mod:`analysis.robustness`'s: the data of a run come from
+:func:`analysis.robustness.prepare_data` and its report from :func:`analysis.robustness.build_report`, as for
+``python -m analysis.robustness``. The thread asks the evaluation for one (corruption, severity) cell at a time —
+:func:`analysis.robustness.evaluate_corruptions` seeds every cell's corruptions from (seed, corruption,
+severity, block of ``BATCH_SIZE`` images) alone, so cell by cell gives exactly the counts of one call over the
+grid, and of the command line with the same seed — and between cells reports progress and honours a
+cancellation. A cancelled run keeps the cells it finished (see :meth:`RobustnessRun.partial`). The thread owns
+copies of the models, so the cached models the other pages hook into stay free.
+
+Runs live in a registry of this server process (:func:`find_run`, :func:`active_runs`), not in the browser
+session: a reloaded page finds its run by the id in its address (``?run=…``), or the run in progress, shows
+its progress and can cancel it. One run is evaluated at a time per server; a run that waits names the run it
+waits for, and the page offers to cancel that one — nothing waits on a run nobody can see.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Subset
 
 from .checkpoints import LoadedModel
 
@@ -32,8 +37,13 @@ SOURCES = {
 }
 BATCH_SIZE = 256
 """The command line's default: the corrupted images depend on it, so keeping it makes runs comparable."""
-META_KEYS = ("path", "arch", "method", "dataset", "epochs", "test_accuracy", "data_seed", "layout")
+KEEP_FINISHED = 8
+"""Finished runs the registry keeps (a reloaded page can still show them); older ones are let go."""
 _ONE_RUN_AT_A_TIME = threading.Lock()
+_REGISTRY: dict[str, "RobustnessRun"] = {}
+_REGISTRY_LOCK = threading.Lock()
+_RUN_NUMBERS = itertools.count(1)
+_CURRENT: list["RobustnessRun"] = []  # the run holding _ONE_RUN_AT_A_TIME, if any
 
 
 @dataclass(frozen=True)
@@ -50,37 +60,25 @@ class RunRequest:
     clean_root: str = ""
 
 
-@dataclass
-class PreparedData:
-    """The images of a run: a clean set corrupted on the fly, or stored corrupted sets (and maybe clean ones)."""
-
-    name: str
-    description: str
-    corruptions: tuple[str, ...]
-    severities: tuple[int, ...]
-    images: torch.Tensor | None = None
-    labels: torch.Tensor | None = None
-    stored: dict[tuple[str, int], Dataset] | None = None
-    clean: Dataset | None = None
-    alexnet: bool = False
-    data_seed: int | None = None
-    notes: list[str] = field(default_factory=list)
+def data_choice(request: RunRequest, models: list[LoadedModel]) -> str:
+    """The command line's ``--data`` for the page's source."""
+    if request.source == "shapes":
+        return "shapes-c"
+    if request.source == "imagenet-c":
+        return "imagenet-c"
+    classes = {len(loaded.classes) for loaded in models}
+    sizes = {loaded.size for loaded in models}
+    if classes - {10, 100} or sizes != {32} or len(classes) > 1:
+        raise ValueError(f"CIFAR-10-C / CIFAR-100-C need 32-px checkpoints with 10 or 100 classes; these take "
+                         f"{', '.join(map(str, sorted(sizes)))}-px images and have "
+                         f"{', '.join(map(str, sorted(classes)))} classes")
+    return "cifar10-c" if classes == {10} else "cifar100-c"
 
 
-# ----------------------------------------------------------------------------------------------- data
-
-
-def _agreeing(models: list[LoadedModel], key: str) -> Any:
-    values = {loaded.meta[key] for loaded in models}
-    if len(values) > 1:
-        listing = ", ".join(f"{loaded.name}: {loaded.meta[key]}" for loaded in models)
-        raise ValueError(f"the checkpoints disagree on {key} ({listing}); compare models trained on the same data")
-    return values.pop()
-
-
-def prepare_data(request: RunRequest, models: list[LoadedModel]) -> PreparedData:
-    """The images the request names, checked against the models; ValueError with a message for the page."""
-    from analysis.corruptions import CORRUPTIONS
+def prepare_data(request: RunRequest, models: list[LoadedModel]):
+    """The request's images, by :func:`analysis.robustness.prepare_data` (ValueError with a message for the
+    page): the same checks and the same refusals as the command line."""
+    from analysis.robustness import prepare_data as prepare
 
     if not models:
         raise ValueError("choose at least one checkpoint")
@@ -88,105 +86,13 @@ def prepare_data(request: RunRequest, models: list[LoadedModel]) -> PreparedData
         raise ValueError("choose at least one corruption")
     if not request.severities:
         raise ValueError("choose at least one severity (1 … 5)")
-    num_classes, size = _agreeing(models, "num_classes"), _agreeing(models, "input_size")
-    corruptions = tuple(sorted(request.corruptions, key=CORRUPTIONS.index))
-    severities = tuple(sorted(request.severities))
-    if request.source == "shapes":
-        return _shapes(request, models, num_classes, size, corruptions, severities)
-    root = Path(request.root.strip()).expanduser()
-    if not request.root.strip() or not root.is_dir():
-        raise ValueError(f"the {SOURCES[request.source]} {request.root.strip()!r} does not exist; type the path of "
-                         "the folder on this machine")
-    if request.source == "cifar-c":
-        return _cifar_c(request, root, num_classes, size, corruptions, severities)
-    return _imagenet_c(request, root, models, size, corruptions, severities)
-
-
-def _shapes(request, models, num_classes, size, corruptions, severities) -> PreparedData:
-    from msda.data import load_dataset
-
-    if num_classes != 10:
-        raise ValueError(f"the shapes dataset has 10 classes, the checkpoints {num_classes}")
-    seeds = {loaded.meta.get("data_seed") for loaded in models}
-    data_seed = seeds.pop() if len(seeds) == 1 and None not in seeds else 0
-    dataset = load_dataset("shapes", "test", n=request.n, size=size, seed=data_seed)
-    images, labels = dataset.as_tensors()
-    return PreparedData("shapes-c", f"{request.n} shapes test images ({size} px, data seed {data_seed}) corrupted "
-                                    f"on the fly (seed {request.seed})", corruptions, severities,
-                        images=images, labels=labels, data_seed=data_seed)
-
-
-def _present(root: Path, corruptions, stored_as_folders: bool) -> tuple[tuple[str, ...], list[str]]:
-    from analysis.corruptions import CORRUPTIONS
-
-    found = [name for name in CORRUPTIONS
-             if ((root / name).is_dir() if stored_as_folders else (root / f"{name}.npy").is_file())]
-    chosen = tuple(name for name in corruptions if name in found)
-    notes = []
-    missing = [name for name in corruptions if name not in found]
-    if missing:
-        notes.append(f"Not in {root}, so left out: {', '.join(missing)}.")
-    if not chosen:
-        layout = "<corruption>/<severity>/<wnid>/*.JPEG" if stored_as_folders else "<corruption>.npy"
-        raise ValueError(f"{root} holds none of the chosen corruptions (expected {layout}; found "
-                         f"{', '.join(found) or 'none'})")
-    return chosen, notes
-
-
-def _cifar_c(request, root, num_classes, size, corruptions, severities) -> PreparedData:
-    from analysis import CifarC
-    from msda.data import load_dataset
-
-    if num_classes not in (10, 100) or size != 32:
-        raise ValueError(f"CIFAR-10-C / CIFAR-100-C need 32-px checkpoints with 10 or 100 classes; these take "
-                         f"{size}-px images and have {num_classes} classes")
-    base = "cifar10" if num_classes == 10 else "cifar100"
-    chosen, notes = _present(root, corruptions, stored_as_folders=False)
-    stored = {}
-    for name in chosen:
-        for severity in severities:
-            dataset = CifarC(root, name, severity)
-            stored[name, severity] = Subset(dataset, range(min(request.n, len(dataset))))
-    clean = None
-    if request.clean_root.strip():
-        clean_set = load_dataset(base, "test", root=request.clean_root.strip())
-        clean = Subset(clean_set, range(min(request.n, len(clean_set))))
-    else:
-        notes.append("No clean test set given: no clean error (type the CIFAR folder to get it).")
-    return PreparedData(f"{base}-c", f"{base.upper()}-C at {root}, the first {request.n} images per cell", chosen,
-                        severities, stored=stored, clean=clean, notes=notes)
-
-
-def _evenly_spaced(dataset: Dataset, n: int) -> Dataset:
-    """n images spread over the whole dataset (folders are sorted by class: the first n would cover few)."""
-    total = len(dataset)
-    return dataset if n >= total else Subset(dataset, [i * total // n for i in range(n)])
-
-
-def _imagenet_c(request, root, models, size, corruptions, severities) -> PreparedData:
-    from analysis import ImageNetC
-    from msda.data import load_dataset
-
-    chosen, notes = _present(root, corruptions, stored_as_folders=True)
-    first = ImageNetC(root, chosen[0], severities[0])
-    classes = models[0].classes
-    # Labels index the checkpoints' classes when those are the wnids, else the sorted wnids (torchvision's order).
-    labels = classes if set(first.classes) <= set(classes) else list(first.classes)
-    if len(labels) != len(classes):
-        raise ValueError(f"the ImageNet-C folder has {len(labels)} classes, the checkpoints {len(classes)}")
-    stored = {(name, severity): _evenly_spaced(ImageNetC(root, name, severity, classes=labels), request.n)
-              for name in chosen for severity in severities}
-    image_size = first[0][0].shape[-1]
-    if image_size != size:
-        raise ValueError(f"the ImageNet-C images are {image_size} px, the checkpoints take {size} px")
-    clean = None
-    if request.clean_root.strip():
-        clean_set = load_dataset("imagefolder", "test", root=request.clean_root.strip(), size=size)
-        clean = _evenly_spaced(clean_set, request.n)
-    else:
-        notes.append("No clean ImageNet folder given: no clean error and no relative mCE.")
-    return PreparedData("imagenet-c", f"ImageNet-C at {root}, {request.n} images per cell", chosen, severities,
-                        stored=stored, clean=clean, alexnet=True, notes=notes)
+    data = data_choice(request, models)
+    root = request.root.strip() or None
+    if data != "shapes-c" and root is None:
+        raise ValueError(f"type the path of the {SOURCES[request.source]} on this machine")
+    return prepare(data, [loaded.meta for loaded in models], root=root if data != "shapes-c" else None,
+                   clean_root=request.clean_root.strip() or None, corruptions=request.corruptions,
+                   severities=request.severities, n=request.n)
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -217,36 +123,43 @@ class Shown:
 
 class RobustnessRun:
     """One evaluation in a background thread. The page reads ``status``, ``done``, ``total`` and ``message``;
-    the thread writes them. ``status``: waiting (for another run), running, done, cancelled or failed."""
+    the thread writes them. ``status``: waiting (for another run), running, done, cancelled or failed.
+    ``id`` names it in the registry (and the page's address)."""
 
-    def __init__(self, request: RunRequest, data: PreparedData, models: list[LoadedModel]):
+    def __init__(self, request: RunRequest, data, models: list[LoadedModel]):
+        from analysis.robustness import checkpoint_info
+
+        self.id = f"{time.strftime('%H%M%S')}-{next(_RUN_NUMBERS)}"
         self.request, self.data = request, data
         self.names = [loaded.name for loaded in models]
-        self.checkpoints = {loaded.name: {key: loaded.meta.get(key) for key in META_KEYS} for loaded in models}
+        self.checkpoints = checkpoint_info({loaded.name: loaded.meta for loaded in models})
         self.models = {}
         for loaded in models:
             with loaded.lock:  # a copy of its own: no other session's hooks, no lock held during the run
                 self.models[loaded.name] = copy.deepcopy(loaded.model)
+        self.notes = list(data.notes)
         self.total = len(data.corruptions) * len(data.severities) + int(self.fgsm_possible)
         self.done = 0
         self.status = "waiting"
-        self.message = "waiting for another run on this server to finish"
+        self.message = "waiting for its turn"
+        self.waiting_for: RobustnessRun | None = None
         self.error: str | None = None
         self.shown: Shown | None = None
         self.started = time.monotonic()
         self.seconds: float | None = None
         self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="msda-robustness-run", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"msda-robustness-run-{self.id}", daemon=True)
 
     @property
     def fgsm_possible(self) -> bool:
-        return self.request.fgsm and (self.data.images is not None or self.data.clean is not None)
+        return self.request.fgsm and self.data.clean is not None
 
     @property
     def active(self) -> bool:
         return self.status in ("waiting", "running")
 
     def start(self) -> RobustnessRun:
+        _register(self)
         self._thread.start()
         return self
 
@@ -263,11 +176,25 @@ class RobustnessRun:
             if self._cancel.is_set():
                 self._finish("cancelled", "cancelled before it started")
                 return
+            blocking = _CURRENT[0] if _CURRENT else None
+            self.waiting_for = blocking
+            if blocking is not None:
+                self.message = (f"waiting for run {blocking.id} ({', '.join(blocking.names)}; step "
+                                f"{blocking.done + 1} of {blocking.total}) to finish")
+        _CURRENT[:] = [self]
+        self.waiting_for = None
         try:
             self.status = "running"
-            results, curves = self._evaluate()
-            if results is None:
-                self._finish("cancelled", f"cancelled after {self.done} of {self.total} steps")
+            results, curves, complete = self._evaluate()
+            if not complete:
+                if results is not None:
+                    self.shown = shown_from_run(self, results, curves)
+                    cells = len(results.corruptions) * len(results.severities)
+                    self._finish("cancelled", f"cancelled after {self.done} of {self.total} steps; the {cells} "
+                                              f"finished cell{'s' if cells != 1 else ''} are shown")
+                else:
+                    self._finish("cancelled", f"cancelled after {self.done} of {self.total} steps, before a cell "
+                                              "finished")
                 return
             self.shown = shown_from_run(self, results, curves)
             self._finish("done", f"{self.total} steps in {time.monotonic() - self.started:.1f} s")
@@ -275,16 +202,20 @@ class RobustnessRun:
             self.error = f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
             self._finish("failed", "failed")
         finally:
+            _CURRENT.clear()
             _ONE_RUN_AT_A_TIME.release()
 
     def _finish(self, status: str, message: str) -> None:
         self.seconds = time.monotonic() - self.started
         self.message = message
-        self.models = {}  # the run object stays in the session: let go of the models and the images
-        self.data.images = self.data.labels = self.data.stored = self.data.clean = None
+        self.models = {}  # the run stays in the registry: let go of the models and the images
+        self.data = None
         self.status = status
 
     def _evaluate(self):
+        """(results, FGSM curves, complete). On a cancellation the results hold the finished cells as a complete
+        grid — the corruptions finished at every severity, or, before the first is, the finished severities of
+        the first — and no FGSM; None when no cell finished."""
         from analysis import RobustnessResults, evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curves
 
         data = self.data
@@ -292,14 +223,22 @@ class RobustnessRun:
         correct = torch.zeros(len(self.models), len(corruptions), len(severities), dtype=torch.int64)
         total = torch.zeros(len(corruptions), len(severities), dtype=torch.int64)
         clean_correct, clean_total = torch.zeros(len(self.models), dtype=torch.int64), torch.zeros((), dtype=torch.int64)
+
+        def finished(rows: int, columns: int):
+            if rows == 0 or columns == 0:
+                return None
+            return RobustnessResults(tuple(self.models), corruptions[:rows], severities[:columns],
+                                     correct[:, :rows, :columns].clone(), total[:rows, :columns].clone(),
+                                     clean_correct, clean_total)
+
         for ci, name in enumerate(corruptions):
             for si, severity in enumerate(severities):
                 if self._cancel.is_set():
-                    return None, None
+                    return (finished(ci, len(severities)) if ci else finished(1, si)), {}, False
                 self.message = f"{name.replace('_', ' ')}, severity {severity}"
                 first = ci == 0 and si == 0
                 if data.stored is None:
-                    cell = evaluate_corruptions(self.models, data.images, data.labels, corruptions=[name],
+                    cell = evaluate_corruptions(self.models, data.clean, data.labels, corruptions=[name],
                                                 severities=[severity], generator_seed=self.request.seed,
                                                 batch_size=BATCH_SIZE, clean=first)
                 else:
@@ -309,17 +248,35 @@ class RobustnessRun:
                 if first:
                     clean_correct, clean_total = cell.clean_correct, cell.clean_total
                 self.done += 1
+        results = finished(len(corruptions), len(severities))
         curves = {}
         if self.fgsm_possible:
             if self._cancel.is_set():
-                return None, None
+                return results, {}, False
             self.message = "FGSM"
-            source = (data.images, data.labels) if data.images is not None else (data.clean, None)
-            curves = fgsm_curves(self.models, *source, batch_size=BATCH_SIZE)
+            curves = fgsm_curves(self.models, data.clean, data.labels, batch_size=BATCH_SIZE)
             self.done += 1
-        results = RobustnessResults(tuple(self.models), corruptions, severities, correct, total, clean_correct,
-                                    clean_total)
-        return results, curves
+        return results, curves, True
+
+
+def _register(run: RobustnessRun) -> None:
+    with _REGISTRY_LOCK:
+        _REGISTRY[run.id] = run
+        finished = [key for key, other in _REGISTRY.items() if not other.active]
+        for key in finished[:max(0, len(finished) - KEEP_FINISHED)]:
+            del _REGISTRY[key]
+
+
+def find_run(run_id: str | None) -> RobustnessRun | None:
+    """The run with this id in this server's registry, or None (unknown, forgotten, or the server restarted)."""
+    with _REGISTRY_LOCK:
+        return _REGISTRY.get(run_id) if isinstance(run_id, str) else None
+
+
+def active_runs() -> list[RobustnessRun]:
+    """The runs waiting or running on this server, oldest first."""
+    with _REGISTRY_LOCK:
+        return [run for run in _REGISTRY.values() if run.active]
 
 
 def start_run(request: RunRequest, models: list[LoadedModel]) -> RobustnessRun:
@@ -330,25 +287,9 @@ def start_run(request: RunRequest, models: list[LoadedModel]) -> RobustnessRun:
 # ----------------------------------------------------------------------------------------------- files
 
 
-def build_report(results, curves: dict, *, alexnet: bool, data: dict, checkpoints: dict, settings: dict) -> dict:
-    """The JSON document of a run, in the layout ``python -m analysis.robustness`` writes (its ``rows`` are the
-    long table; a file of either is read back by :func:`read_results`)."""
-    from analysis.robustness import SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, long_table, summarise
-
-    summary = summarise(results, alexnet=alexnet)
-    report = {"command": None, "written_by": "MSDA Lab, Robustness page", "settings": settings, "data": data,
-              "checkpoints": checkpoints,
-              "columns": {key: text for key, text in SUMMARY_COLUMNS.items() if key in summary.columns},
-              "summary": summary}
-    if alexnet:
-        report["alexnet_normalised"] = alexnet_normalised(results)
-    if curves:
-        report["fgsm"] = fgsm_table(curves)
-    report["rows"] = long_table(results, curves or None)
-    return report
-
-
 def shown_from_run(run: RobustnessRun, results, curves: dict) -> Shown:
+    from analysis.robustness import build_report
+
     data, request = run.data, run.request
     images = int(results.total.max()) if results.total.numel() else 0
     data_info = {"name": data.name, "description": data.description, "images_per_cell": images,
@@ -359,7 +300,7 @@ def shown_from_run(run: RobustnessRun, results, curves: dict) -> Shown:
                 "corruptions": list(data.corruptions), "severities": list(data.severities), "n": request.n,
                 "seed": request.seed, "batch_size": BATCH_SIZE, "fgsm": bool(curves)}
     report = build_report(results, curves, alexnet=data.alexnet, data=data_info, checkpoints=run.checkpoints,
-                          settings=settings)
+                          settings=settings, written_by="MSDA Lab, Robustness page")
     return Shown(results, curves, data.alexnet, data.description, run.checkpoints, "this session's run", report)
 
 
@@ -385,13 +326,14 @@ def read_results(data: bytes, name: str) -> Shown:
     and checked; ValueError with a message naming the file and what is wrong)."""
     from analysis.robustness.reports import read_report
 
+    from analysis.robustness import build_report
+
     document, results, curves = read_report(data, name)
     data_info, checkpoints = document["data"], document["checkpoints"]
     alexnet = data_info.get("name") == "imagenet-c"
     report = build_report(results, curves, alexnet=alexnet, data=data_info, checkpoints=checkpoints,
-                          settings=document["settings"])
-    if document["command"]:
-        report["command"] = document["command"]
+                          settings=document["settings"], command=document["command"] or None,
+                          written_by="MSDA Lab, Robustness page (reloaded)")
     description = data_info.get("description")
     if not isinstance(description, str) or not description:
         description = f"{len(results.corruptions)} corruptions from {name}"

@@ -24,6 +24,8 @@ from app.lib.robustness_runs import (  # noqa: E402
     RobustnessRun,
     RunRequest,
     Shown,
+    active_runs,
+    find_run,
     read_results,
     report_csv,
     report_json,
@@ -33,6 +35,7 @@ from app.lib.robustness_runs import (  # noqa: E402
 torch.set_num_threads(1)  # a shared machine: one core for the evaluation, the rest for everyone else
 
 RUN = "rob:run"
+RUN_PARAMETER = "run"  # the address keeps the run's id: a reloaded page finds it
 POLL_SECONDS = 0.5
 PRESETS = {"one per group": ("gaussian_noise", "defocus_blur", "fog", "contrast", "saturate"),
            "15 benchmark": None, "all 19": None, "none": ()}
@@ -105,6 +108,11 @@ def sidebar() -> tuple[list[LoadedModel], list, str | None, RunRequest, bool]:
         run = st.session_state.get(RUN)
         clicked = st.button("Run", type="primary", key="rob:start", width="stretch",
                             disabled=run is not None and run.active)
+        others = [other for other in active_runs() if other is not run]
+        if others:
+            names = ", ".join(other.id for other in others)
+            st.caption(f"Also on this server: run {names}. A new run waits for it and can cancel it while it "
+                       "waits.")
     request = RunRequest(source=source, corruptions=corruptions, severities=severities, n=n, seed=seed, fgsm=fgsm,
                          root=root, clean_root=clean_root)
     return models, failures, folder_note, request, clicked
@@ -122,9 +130,13 @@ def progress_panel() -> None:
         if current.active:
             elapsed = time.monotonic() - current.started
             st.progress(current.done / max(current.total, 1),
-                        text=f"{current.status}: {current.message} — step {current.done + 1} of {current.total}, "
-                             f"{elapsed:.0f} s")
+                        text=f"run {current.id}, {current.status}: {current.message} — step {current.done + 1} of "
+                             f"{current.total}, {elapsed:.0f} s")
             st.button("Cancel", on_click=current.cancel, key="rob:cancel")
+            blocking = current.waiting_for
+            if blocking is not None and blocking.active:
+                st.button(f"Cancel run {blocking.id}, which this one waits for", on_click=blocking.cancel,
+                          key="rob:cancel_blocking")
             return
         if not st.session_state.get("rob:redrawn"):
             st.session_state["rob:redrawn"] = True
@@ -132,7 +144,7 @@ def progress_panel() -> None:
         if current.status == "done":
             st.success(f"Run finished: {current.message}.")
         elif current.status == "cancelled":
-            st.warning(f"Run {current.message}; nothing to show from it.")
+            st.warning(f"Run {current.message}." + ("" if current.shown is not None else " Nothing to show."))
         else:
             st.error(f"The run failed: {current.error}")
 
@@ -140,12 +152,10 @@ def progress_panel() -> None:
 
 
 def summary_table(shown: Shown):
-    from analysis.robustness import summarise
-
-    summary = summarise(shown.results, alexnet=shown.alexnet)
-    summary.insert(1, "method", [shown.checkpoints.get(name, {}).get("method") for name in summary["model"]])
+    """The report's summary (method, seed and arch from the checkpoints' metadata) and the columns worth showing."""
+    summary = shown.report["summary"]
     columns = [column for column in summary.columns
-               if column in ("model", "method") or summary[column].notna().any()]
+               if column in ("model", "method") or (column != "arch" and summary[column].notna().any())]
     return summary, summary[columns]
 
 
@@ -171,6 +181,14 @@ def results_section(shown: Shown) -> None:
     elif summary["mce"].isna().all():
         notes.append("mCE needs the 15 benchmark corruptions at all 5 severities.")
     st.caption(" ".join(notes))
+    methods = shown.report.get("methods")
+    if methods is not None:
+        from analysis.seeds import formatted
+
+        metrics = [column.removesuffix("_mean") for column in methods.columns if column.endswith("_mean")]
+        st.markdown("**Per method** — mean ± sd over the seeds of each method")
+        st.dataframe(formatted(methods, metrics, digits=3), hide_index=True, key="rob:methods")
+        st.caption(f"Spread rule: {shown.report['spread_rule']}.")
 
     heatmaps = error_heatmaps(results)
     if len(results.corruptions) * len(results.severities) <= MAX_LABELLED_CELLS:
@@ -221,16 +239,25 @@ if folder_note:
 if clicked:
     try:
         st.session_state[RUN] = start_run(request, models)
+        st.query_params[RUN_PARAMETER] = st.session_state[RUN].id
         st.session_state["rob:redrawn"] = False
     except ValueError as error:
         st.error(f"The run was not started: {error}.")
+if RUN not in st.session_state:
+    # A reloaded page (a new session): its run by the id in the address, else the run in progress on the server.
+    found = find_run(st.query_params.get(RUN_PARAMETER)) or next(iter(active_runs()[::-1]), None)
+    if found is not None:
+        st.session_state[RUN] = found
+        st.session_state["rob:redrawn"] = not found.active
+        st.query_params[RUN_PARAMETER] = found.id
+        st.info(f"Found run {found.id} ({', '.join(found.names)}), started before this page was loaded.")
 run: RobustnessRun | None = st.session_state.get(RUN)
 if run is not None:
-    for note in run.data.notes:
+    for note in run.notes:
         st.caption(note)
 progress_panel()
 shown = reloaded()
-if shown is None and run is not None and run.status == "done":
+if shown is None and run is not None and run.status in ("done", "cancelled"):
     shown = run.shown
 if shown is not None:
     results_section(shown)
