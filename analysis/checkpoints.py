@@ -205,12 +205,11 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
         if not _parses_as_pickle(path):
             raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "
                              f"({_unpickler_reason(error)})") from None
+        # One sentence, not torch's paragraph (which ends by advising weights_only=False, i.e. running the code).
         raise ValueError(
-            f"{path} contains Python objects/code, not only tensors, and was refused: only tensors (a state "
-            f"dict) are accepted, and nothing in the file was executed ({_unpickler_reason(error)}). If you trust "
-            "the file, re-save its weights as a state dict in a session where its code is installed, e.g. "
-            "torch.save(model.state_dict(), 'weights.pt') or "
-            "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
+            f"{path.name} is a pickle that would run code (it contains Python objects/code, not only tensors; "
+            "nothing in the file was executed); only .safetensors or weights-only .pt files are loaded — a state "
+            "dict, as torch.save(model.state_dict(), 'weights.pt') writes"
         ) from None
     except Exception as error:  # truncated or foreign files fail in many ways inside torch.load
         raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "

@@ -132,6 +132,10 @@ def test_a_pickle_with_code_is_refused_and_runs_nothing(page, tmp_path):
     assert not page.exception, [e.value for e in page.exception]
     errors = [e.value for e in page.error]
     assert any("Upload weights.pt was not loaded" in e and "contains Python objects/code" in e for e in errors), errors
+    refusal = next(e for e in errors if "weights.pt" in e)
+    # One short sentence, never torch's paragraph that ends by advising weights_only=False.
+    assert "is a pickle that would run code" in refusal and "only .safetensors or weights-only .pt files" in refusal
+    assert "weights_only" not in refusal and "WeightsUnpickler" not in refusal and len(refusal) < 400, refusal
     assert not marker.exists()
     assert len(cards(page)) == len(checkpoints.METHODS)  # the shipped models are unaffected
 
