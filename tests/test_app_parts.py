@@ -1,5 +1,5 @@
-"""The app's helpers without a page: mixing views, figure specs (validated by plotly), parameter ranges and the
-code snippet."""
+"""The app's helpers without a page: mixing views, pictures, figure specs (validated by plotly), parameter ranges
+and the code snippets."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import msda
-from app.lib import export, figures, priors
+from app.lib import export, figures, pictures, priors
 from app.lib.mixing import HARDMIX_LOGITS, mix_view
-from app.lib.params import _initial_value, _sampled_range, _slider_bounds
+from app.lib.params import initial_value, sampled_range, slider_bounds
 
 SIZE = 32
 
@@ -28,6 +28,7 @@ def test_mix_view_shows_sample_a(pair, method):
     assert view.mixed.shape == (SIZE, SIZE, 3) and view.mixed.dtype == np.uint8
     assert view.mask.shape == (SIZE, SIZE) and 0.0 <= view.mask.min() <= view.mask.max() <= 1.0
     assert view.mixed_uri.startswith("data:image/jpeg;base64,")
+    np.testing.assert_array_equal(pictures.decode_uri(view.mask_uri), pictures.mask_rgb(view.mask))
     assert sum(view.label) == pytest.approx(1.0, abs=1e-5)
     assert view.area == pytest.approx(float(view.mask.mean()), abs=1e-5)
     info = msda.methods_info()[method]
@@ -67,43 +68,46 @@ def validate(spec: dict) -> None:
 
 
 def test_figure_specs_pass_plotly_validation(pair):
-    view = mix_view("miamix", pair, lam=0.6, alpha=2.0, seed=0, params={"k_max": 2, "k": 2})
-    validate(figures.card_spec(view.mixed_uri, view.mask))
-    validate(figures.stages_spec(list(view.stages["raw_masks"]), list(view.stages["masks"]), ["a", "b"], ["c", "d"],
-                                 view.stages["merged"][0], view.mixed_uri, "merged"))
     validate(priors.beta_prior_spec(0.5, 0.6))
     validate(priors.beta_prior_spec(2.0, None))
     validate(priors.dirichlet_prior_spec(2.0, 2, [0.2, 0.3], 0.5, own_pinned=True))
-    assert figures.figure(figures.card_spec(view.mixed_uri, view.mask)).layout.template.layout.to_plotly_json() == {}
+    uri = pictures.mask_png_uri(np.zeros((4, 4), np.float32))
+    validate(figures.sweep_spec([uri, uri], [uri, uri], ["0", "1"], ["λ = 0", "λ = 1"], 1, slider_title="λ"))
+    assert figures.figure(priors.beta_prior_spec(1.0, None)).layout.template.layout.to_plotly_json() == {}
 
 
-def test_masks_travel_as_whole_percent():
-    mask = np.array([[0.0, 0.004, 0.006], [0.5, 0.999, 1.0]], dtype=np.float32)
-    assert figures.mask_percent(mask).tolist() == [[0, 0, 1], [50, 100, 100]]
+def test_masks_travel_as_cividis_palette_pngs():
+    mask = np.array([[0.0, 0.5], [0.999, 1.0]], dtype=np.float32)
+    rgb = pictures.decode_uri(pictures.mask_png_uri(mask))
+    assert rgb[0, 0].tolist() == [0, 34, 78] and rgb[1, 1].tolist() == [254, 232, 56]
 
 
 def test_slider_ranges_come_from_the_parameter_info():
     agmix = msda.methods_info()["agmix"]
-    assert _sampled_range(agmix.param("q")) == (-0.95, 0.95)
-    assert _sampled_range(agmix.param("theta")) == pytest.approx((-np.pi, np.pi))
-    assert _sampled_range(msda.methods_info()["gridmix"].param("n_holes")) == (2, 6)
-    assert _sampled_range(msda.methods_info()["miamix"].param("k")) is None  # U{1, …, k_max}
-    low, high, step = _slider_bounds(agmix.param("q"))  # an open interval (−1, 1) stays open
+    assert sampled_range(agmix.param("q")) == pytest.approx((-0.95, 0.95))
+    assert sampled_range(agmix.param("theta")) == pytest.approx((-np.pi, np.pi))
+    assert sampled_range(msda.methods_info()["gridmix"].param("n_holes")) == (2, 6)
+    assert sampled_range(msda.methods_info()["miamix"].param("k")) is None  # U{1, …, k_max}: no fixed support
+    low, high, step = slider_bounds(agmix.param("q"))  # an open interval (−1, 1) stays open
     assert (low, high, step) == pytest.approx((-0.99, 0.99, 0.01))
-    assert _initial_value(agmix.param("q"), low, high) == 0.0
-    assert _initial_value(msda.methods_info()["fmix"].param("decay"), 0.0, 8.0) == 3.0
+    assert initial_value(agmix.param("q"), low, high) == pytest.approx(0.0, abs=1e-6)
+    assert initial_value(msda.methods_info()["fmix"].param("decay"), 0.0, 8.0) == 3.0
 
 
 def test_snippet_states_the_settings():
-    code = export.mixer_snippet("fmix", params={"decay": 2.5, "max_soft": 0.1}, alpha=1.0, seed=7, lam=0.6,
-                                size=224, class_names=("cat", "dog"), needs_logits=False)
+    code = export.reproduce_snippet("fmix", params={"decay": 2.5, "max_soft": 0.1}, alpha=1.0, seed=7, lam=0.6,
+                                    photos=("astronaut", "chelsea"), size=224, class_names=("cat", "dog"),
+                                    needs_logits=False)
     assert "mixer = msda.Mixer('fmix', num_classes=2, alpha=1.0, generator=g, decay=2.5, max_soft=0.1)" in code
     assert "g = torch.Generator().manual_seed(7)" in code and "out = mixer(images, labels, lam=0.6)" in code
-    hard = export.mixer_snippet("hardmix", params={}, alpha=1.0, seed=0, lam=None, size=32, class_names=("a", "b"),
-                                needs_logits=True)
+    assert "photo('astronaut', 224), photo('chelsea', 224)" in code
+    hard = export.reproduce_snippet("hardmix", params={}, alpha=1.0, seed=0, lam=None, photos=(None, "chelsea"),
+                                    size=32, class_names=("a", "b"), needs_logits=True)
     assert "out = mixer(images, labels, logits=torch.tensor([[4.0, 0.0], [4.0, 0.0]]))" in hard
-    assert "mixer(images, labels, logits=model(images))" in hard
+    assert "msda_pair_32.png" in hard and "skimage" not in hard
     compile(hard, "snippet", "exec")
+    loop = export.training_snippet("hardmix", params={}, alpha=1.0, needs_logits=True)
+    assert "mixer(images, labels, logits=model(images))" in loop
 
 
 def test_png_exports_decode():
