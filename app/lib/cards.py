@@ -107,38 +107,58 @@ def _paper_line(info: MethodInfo) -> str:
     return f"{info.paper}{link}"
 
 
-def _value_text(name: str, value: Any) -> str | None:
+def _value_text(name: str, value: Any, integer: bool = False) -> str | None:
     """A drawn value in a few characters, or None for what does not read as numbers (a spectrum, a mask)."""
     if isinstance(value, np.ndarray):
         if value.size == 1:
             value = value.item()
         elif value.size <= 4 and value.ndim == 1:
-            return "(" + ", ".join(_value_text(name, v) or "?" for v in value.tolist()) + ")"
+            return "(" + ", ".join(_value_text(name, v, integer) or "?" for v in value.tolist()) + ")"
         else:
             return f"{'×'.join(map(str, value.shape))} array"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int) or (integer and isinstance(value, float) and value.is_integer()):
+        return str(int(value))
     if isinstance(value, float):
-        text = _short_number(value)
+        text = _short_number(value).replace("-", "−")
         return f"{text} rad ({math.degrees(value):.0f}°)" if name == "theta" else text
     if isinstance(value, (tuple, list)):
         return ", ".join(str(v) for v in value)
     return str(value) if value is not None else None
 
 
-def draws_text(draws: dict[str, Any], derived: dict[str, Any], pinned: set[str]) -> list[str]:
-    """"name value" for every value the mix used (pinned ones marked), then what msda derived from them;
-    ``x``/``y`` pairs read as one point."""
+def _shown(info: MethodInfo | None, name: str, pinned: set[str]) -> bool:
+    """A value is listed when it was drawn (or solved) for this mix, or pinned; a fixed parameter at its
+    default is on the Parameters panel instead."""
+    if info is None or name in pinned:
+        return True
+    param = next((p for p in info.params if p.name == name), None)
+    return param is None or param.default is None
+
+
+def draws_text(draws: dict[str, Any], derived: dict[str, Any], pinned: set[str],
+               info: MethodInfo | None = None) -> list[str]:
+    """"name value" for every value the mix drew or was pinned to (pinned ones marked), then what msda derived
+    from them; ``x``/``y`` pairs read as one point; per-layer entries (MiAMix) as "layer i: method (…)"."""
+    infos = msda.methods_info()
     items: list[str] = []
-    names = list(draws)
-    for name in names:
+    for name, value in draws.items():
         if name.endswith("_y") and name[:-2] + "_x" in draws:
             continue
+        if isinstance(value, list):  # one entry per layer: {method: its draws}
+            for index, layer in enumerate(value):
+                for method, inner in (layer or {}).items():
+                    inner_text = draws_text(inner, {}, set(), infos.get(method)) if isinstance(inner, dict) else []
+                    items.append(f"layer {index + 1}: {method}" + (f" ({', '.join(inner_text)})" if inner_text
+                                                                     else ""))
+            continue
+        if not _shown(info, name, pinned):
+            continue
         label = SYMBOLS.get(name, name.replace("_", " "))
-        value = draws[name]
-        if isinstance(value, dict):  # nested per-layer entries (MiAMix)
+        param = next((p for p in info.params if p.name == name), None) if info else None
+        integer = param is not None and param.kind == "int"
+        if isinstance(value, dict):
             inner = draws_text(value, {}, set())
             if inner:
                 items.append(f"{label}: " + ", ".join(inner))
@@ -149,7 +169,7 @@ def draws_text(draws: dict[str, Any], derived: dict[str, Any], pinned: set[str])
             text = f"({x}, {y})"
             was_pinned = name in pinned or name[:-2] + "_y" in pinned
         else:
-            text = _value_text(name, value)
+            text = _value_text(name, value, integer)
             was_pinned = name in pinned
         if text is not None:
             items.append(f"{label} {text}" + (" (pinned)" if was_pinned else ""))
@@ -212,7 +232,7 @@ def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pa
     st.html(_label_bar(names, view.label))
     st.markdown(f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
                 f"partner regions {view.regions}")
-    drawn = draws_text(view.draws, view.stages if info.name != "miamix" else {}, set(params))
+    drawn = draws_text(view.draws, view.stages if info.name != "miamix" else {}, set(params), info)
     if drawn:
         st.markdown("**This mix used:** " + " · ".join(drawn))
     if info.needs_logits:

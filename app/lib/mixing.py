@@ -70,15 +70,24 @@ CALL_KEYS = ("method", "lam", "partner", "mixed")
 
 def first_sample(values: dict, batch: int) -> dict[str, Any]:
     """Sample 0 of msda's per-sample values as numpy/Python values: tensors whose first dimension is the batch
-    lose it (0-d results become Python numbers), batch-level values and nested dicts (MiAMix layers) are kept
-    and read the same way."""
+    lose it (0-d results become Python numbers), batch-level values are kept. Nested entries are read the same
+    way; an entry that holds values for some samples only names them in ``rows`` (MiAMix's per-layer draws):
+    it is kept, without ``rows``, when sample 0 is one of them and dropped otherwise."""
     out: dict[str, Any] = {}
     for name, value in values.items():
         if isinstance(value, torch.Tensor):
             value = value[0] if value.ndim >= 1 and value.shape[0] == batch else value
             out[name] = value.numpy() if value.ndim else value.item()
+        elif isinstance(value, dict) and isinstance(value.get("rows"), torch.Tensor):
+            hits = (value["rows"] == 0).nonzero().flatten()
+            if hits.numel():
+                row = int(hits[0])
+                out[name] = first_sample({key: inner[row:row + 1] if isinstance(inner, torch.Tensor) else inner
+                                          for key, inner in value.items() if key != "rows"}, 1)
         elif isinstance(value, dict):
             out[name] = first_sample(value, batch)
+        elif isinstance(value, list) and any(isinstance(inner, dict) for inner in value):
+            out[name] = [first_sample(inner, batch) if isinstance(inner, dict) else inner for inner in value]
         else:
             out[name] = value
     return out
