@@ -103,6 +103,45 @@ def test_the_numbers_are_those_of_the_occlusion_study(page, folder):
     assert shown == pytest.approx(row["latching"], abs=0.006)
 
 
+def test_latching_is_measured_over_many_places_as_the_study_does(page, folder):
+    """Each card gives the study's numbers over a 4 × 4 grid of places of the box, equal to
+    analysis.occlusion_study's for the same model, image, boxes and class (the shapes sample's true class),
+    with CAM faithfulness."""
+    from app.lib.cam_view import grid_boxes
+    from app.lib.examples import SHAPES_SAMPLES, SHAPES_SEED, SHAPES_SPLIT
+    from msda.data import Shapes
+
+    text = card_text(page, 0)
+    match = re.search(r"\*\*Over 16 places\*\* of this box .*latching (\d\.\d\d) → \*\*(\d\.\d\d)\*\* · "
+                      r"prediction flips at \*\*(\d+)%\*\*.* CAM faithfulness ([+-]\d\.\d\d)", text)
+    assert match, text
+    model, _ = load_checkpoint(folder / "cutmix.safetensors")
+    image = torch.from_numpy(render_shapes_sample(0, 32)).permute(2, 0, 1)[None].float() / 255
+    label = Shapes(SHAPES_SPLIT, n=SHAPES_SAMPLES, seed=SHAPES_SEED).render([0])[1]
+    boxes = grid_boxes(box_from_centre("solid", 0.5, 0.5, 0.35), 32)
+    assert boxes.shape == (16, 4) and boxes[:, 0].unique().numel() == 4 and boxes[:, 1].unique().numel() == 4
+    row = occlusion_study({"m": model}, image, label, kinds=("solid",), boxes=boxes[None], cam_target="label").iloc[0]
+    assert float(match.group(2)) == pytest.approx(row["latching"], abs=0.006)
+    assert float(match.group(3)) == pytest.approx(100 * row["flip_rate"], abs=0.6)
+    assert float(match.group(4)) == pytest.approx(row["faithfulness"], abs=0.006)
+
+
+def test_an_occluder_that_reads_as_an_object_is_warned_about():
+    from app.lib.cam_view import read_as_object
+
+    v1 = ["circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "ellipse", "crescent"]
+    v2 = ["circle", "triangle", "star", "cross", "ring", "arrow", "heart", "ellipse", "crescent", "trefoil"]
+    # Version 1: a solid box is the square class; one flip to it is enough to warn.
+    warning = read_as_object([("square", 1)], 16, "solid", v1, 32, 0.12)
+    assert "turns to **square** at 1 of 16 places" in warning and "IoU 1.00" in warning
+    # Version 2: no class looks like a box; a few scattered flips are no warning, a flip at half the places is.
+    assert read_as_object([("ring", 3), ("star", 1)], 16, "solid", v2, 32, 0.12) is None
+    assert "turns to **star** at 8 of 16 places, wherever it is" in read_as_object([("star", 8)], 16, "solid", v2,
+                                                                                    32, 0.12)
+    assert read_as_object([], 16, "solid", v1, 32, 0.12) is None
+    assert read_as_object([("cat", 9)], 16, "frame", ["cat", "dog"], 224, 0.1) is not None  # any classes: rule 2
+
+
 def test_moving_the_occluder_and_a_random_place_change_the_numbers(page):
     before = card_text(page, 1)
     page.slider(key="cam:x").set_value(0.2).run()
@@ -121,7 +160,8 @@ def test_other_cam_methods_and_the_true_class(page):
     page.selectbox(key="cam:method").set_value("gradcam++").run()
     page.radio(key="cam:target").set_value("true").run()
     assert not page.exception and not page.error
-    assert "CAM of **square** on the occluder" in card_text(page, 0)  # shapes sample #0 is a square
+    # Shapes version 2's sample #0 is a triangle (version 1's was a square).
+    assert "CAM of **triangle** on the occluder" in card_text(page, 0)
     page.selectbox(key="cam:method").set_value("eigencam").run()
     assert "class-agnostic" in card_text(page, 0)
 
@@ -167,7 +207,7 @@ def test_a_plain_state_dict_needs_its_architecture(page):
 def test_a_bad_image_is_a_message_and_the_example_is_used(page, name, data, message):
     page.file_uploader(key="cam:upload_image").set_value((name, data, "image/png")).run()
     assert not page.exception
-    assert any(message in e.value and "Showing square (shapes sample test #0) instead" in e.value for e in page.error)
+    assert any(message in e.value and "Showing triangle (shapes sample test #0) instead" in e.value for e in page.error)
     assert len(cards(page)) == len(checkpoints.METHODS)
 
 

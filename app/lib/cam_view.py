@@ -175,6 +175,119 @@ def model_view(loaded: LoadedModel, pixels: np.ndarray, occluder: OccluderBox, *
 
 
 TOP_K = 5  # the most classes the page lists per image
+POSITIONS_PER_AXIS = 4
+"""The box is moved over a 4 × 4 grid of places for the study-like numbers (16 occluded copies per model)."""
+READ_AS_OBJECT_IOU = 0.6
+"""An occluder "resembles" a class when its silhouette's best IoU with the class reaches this (the bound the
+shapes design keeps its clutter under, ``tests/test_shapes_design.py``)."""
+READ_AS_OBJECT_SHARE = 0.5
+"""…or, whatever the classes, when half the occluded copies or more are predicted as one new class."""
+
+
+@dataclass
+class PositionStudy:
+    """The occlusion study (:func:`analysis.occlusion_study`) of one model on one image, with the occluder's box
+    at every place of a grid: the page's study-like numbers, not one box's.
+
+    Attributes:
+        positions: how many places.
+        latching, latching_clean, flip_rate, faithfulness, faithfulness_clean: the study's columns (means over
+            the places; see ``analysis.STUDY_METRICS``).
+        flips_to: (class, how many places) the occluded prediction flips to, most first.
+        explained: the class the CAMs explain (the true class where known, else the clean prediction).
+        warning: a sentence when the occluder can be read as an object, else None (see :func:`read_as_object`).
+    """
+
+    positions: int
+    latching: float
+    latching_clean: float
+    flip_rate: float
+    faithfulness: float
+    faithfulness_clean: float
+    flips_to: list[tuple[str, int]]
+    explained: str
+    warning: str | None
+
+
+def grid_boxes(occluder: OccluderBox, size: int, per_axis: int = POSITIONS_PER_AXIS) -> torch.Tensor:
+    """float32 [per_axis², 4]: the occluder's box (its size at `size` px) with its corner at evenly spaced places
+    from the top-left to the bottom-right of the image."""
+    box = occluder.pixels(size)[0]
+    width, height = float(box[2] - box[0]), float(box[3] - box[1])
+    xs = torch.linspace(0, size - width, per_axis).round()
+    ys = torch.linspace(0, size - height, per_axis).round()
+    y0, x0 = torch.meshgrid(ys, xs, indexing="ij")
+    x0, y0 = x0.flatten(), y0.flatten()
+    return torch.stack([x0, y0, x0 + width, y0 + height], dim=1)
+
+
+def read_as_object(flips_to: list[tuple[str, int]], positions: int, kind: str, classes: list[str], size: int,
+                   box_frac: float) -> str | None:
+    """Whether the occluder can be read as an object, in one sentence, or None.
+
+    Two rules, either suffices: (1) some place flips the prediction to the class whose silhouette is closest to
+    the occluder's (:func:`analysis.occlusion.class_shapes.occluder_class_iou`, known for the shapes classes)
+    with IoU ≥ :data:`READ_AS_OBJECT_IOU`; (2) half the places or more flip it to one class — the occluder
+    itself then reads as that class, whatever it looks like.
+    """
+    from analysis.occlusion.class_shapes import occluder_class_iou
+
+    if not flips_to:
+        return None
+    ious = occluder_class_iou(kind, classes, size=size, box_frac=box_frac)
+    closest = max(ious, key=ious.get) if ious else None
+    counts = dict(flips_to)
+    if closest is not None and ious[closest] >= READ_AS_OBJECT_IOU and closest in counts:
+        return (f"The occluder can be read as an object: with it the prediction turns to **{closest}** at "
+                f"{counts[closest]} of {positions} places, and {closest} is the class whose silhouette is closest "
+                f"to the occluder's (IoU {ious[closest]:.2f}). Latching here says more about the data than the "
+                "model.")
+    name, count = flips_to[0]
+    if count >= READ_AS_OBJECT_SHARE * positions:
+        return (f"The occluder can be read as an object: with it the prediction turns to **{name}** at {count} "
+                f"of {positions} places, wherever it is.")
+    return None
+
+
+def position_study(loaded: LoadedModel, pixels: np.ndarray, occluder: OccluderBox, *, method: str,
+                   true_index: int | None) -> PositionStudy:
+    """:func:`analysis.occlusion_study` of the model on the image with the occluder's box at
+    :data:`POSITIONS_PER_AXIS`² places, the CAMs explaining the true class (where known) or the clean
+    prediction, and which classes the occluded predictions flip to."""
+    from analysis import occlude, occlusion_study
+
+    size = loaded.size
+    image = as_batch(pixels)
+    boxes = grid_boxes(occluder, size)
+    with loaded.lock:
+        with torch.no_grad():
+            clean = int(loaded.model(image).argmax(1)[0])
+            copies = occlude(image.expand(len(boxes), -1, -1, -1), boxes, kind=occluder.kind)
+            predicted = loaded.model(copies).argmax(1)
+        label = clean if true_index is None else true_index
+        table = occlusion_study({loaded.name: loaded.model}, image, torch.tensor([label]), kinds=[occluder.kind],
+                                boxes=boxes[None], cam_method=method, cam_target="label", batch_size=len(boxes))
+    row = table.iloc[0]
+    flipped = predicted[predicted != clean]
+    names, counts = torch.unique(flipped, return_counts=True)
+    flips_to = sorted(((loaded.classes[int(c)], int(n)) for c, n in zip(names, counts)), key=lambda item: -item[1])
+    x0, y0, x1, y1 = occluder.pixels(size)[0].tolist()
+    box_frac = (x1 - x0) * (y1 - y0) / (size * size)
+    return PositionStudy(
+        positions=len(boxes), latching=float(row["latching"]), latching_clean=float(row["latching_clean"]),
+        flip_rate=float(row["flip_rate"]), faithfulness=float(row["faithfulness"]),
+        faithfulness_clean=float(row["faithfulness_clean"]), flips_to=flips_to,
+        explained=loaded.classes[label],
+        warning=read_as_object(flips_to, len(boxes), occluder.kind, loaded.classes, size, box_frac))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def cached_position_study(model_key: str, image_key: str, occluder: OccluderBox, method: str,
+                          true_index: int | None, _loaded: LoadedModel, _pixels: np.ndarray) -> PositionStudy | str:
+    try:
+        return position_study(_loaded, _pixels, occluder, method=method, true_index=true_index)
+    except ValueError as error:
+        return f"{_loaded.name}: {error}"
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

@@ -1,6 +1,7 @@
 """MSDA Lab — CAM & Occlusion: does a model latch on to an occluder? Side by side per checkpoint, the prediction
 and the class activation map before and after a box is drawn over the image, the share of the CAM that falls
-on the box, and the occlusion-sensitivity map. Everything is computed by :mod:`analysis`; this page holds
+on the box, the same measured over a grid of places of the box as the occlusion study does (with CAM
+faithfulness and a warning when the occluder can be read as an object), and the occlusion-sensitivity map. Everything is computed by :mod:`analysis`; this page holds
 widgets, caching and display.
 """
 
@@ -26,8 +27,10 @@ from app.lib.cam_view import (  # noqa: E402
     OccluderBox,
     as_batch,
     as_pixels,
+    PositionStudy,
     box_from_centre,
     cached_model_view,
+    cached_position_study,
     cached_sensitivity,
     percent,
     random_box,
@@ -121,7 +124,8 @@ def image_row(image: ProbeImage, occluder: OccluderBox, models: list[LoadedModel
             "clean image's CAM over the same pixels: a box on the object scores above 1 for any model.")
 
 
-def model_card(index: int, loaded: LoadedModel, view: ModelView | str, k: int) -> None:
+def model_card(index: int, loaded: LoadedModel, view: ModelView | str, k: int,
+               study: PositionStudy | str | None = None) -> None:
     with st.container(border=True, key=f"model-{index}"):
         st.markdown(f"### {loaded.name}")
         st.caption(loaded.describe())
@@ -142,6 +146,20 @@ def model_card(index: int, loaded: LoadedModel, view: ModelView | str, k: int) -
         st.markdown(f"CAM of {explained} on the occluder: **{percent(view.share_clean)}** before → "
                     f"**{percent(view.share_occluded)}** after (the occluder covers {view.area:.0%} of the "
                     f"image) · latching {ratio(view.latching_clean)} → **{ratio(view.latching)}**")
+        if isinstance(study, PositionStudy):
+            flips = ", ".join(f"{name} {count}×" for name, count in study.flips_to[:3])
+            st.markdown(f"**Over {study.positions} places** of this box (as `python -m analysis.occlusion` "
+                        f"measures it; CAM of **{study.explained}**): latching {ratio(study.latching_clean)} → "
+                        f"**{ratio(study.latching)}** · prediction flips at **{study.flip_rate:.0%}** of them"
+                        + (f" (to {flips})" if flips else "")
+                        + f" · CAM faithfulness {study.faithfulness:+.2f} (clean {study.faithfulness_clean:+.2f})",
+                        help="Faithfulness: p(class | image × CAM) − p(class | image), the grad-cam package's "
+                             "CamMultImageConfidenceChange; near 0 or above = the model acts on what the CAM "
+                             "shows, negative = the CAM points elsewhere.")
+            if study.warning:
+                st.warning(study.warning)
+        elif isinstance(study, str):
+            st.caption(study)
         st.plotly_chart(figures.figure(model_figures.topk_spec(view.top_clean[:k], view.top_occluded[:k],
                                                                height=70 + 60 * k)),
                         config=figures.CHART_CONFIG, theme=None, key=f"cam:topk:{index}")
@@ -155,10 +173,13 @@ def model_grid(models: list[LoadedModel], image: ProbeImage, occluder: OccluderB
         for offset, (column, loaded) in enumerate(zip(st.columns(COLUMNS, gap="small"),
                                                       models[start:start + COLUMNS])):
             pixels = image.pixels(loaded.size)
-            view = cached_model_view(loaded.key, image.key, occluder, method, target,
-                                     true_class_index(loaded, image.true_class), loaded, pixels)
+            true_index = true_class_index(loaded, image.true_class)
+            view = cached_model_view(loaded.key, image.key, occluder, method, target, true_index, loaded, pixels)
+            study = None
+            if not isinstance(view, str):
+                study = cached_position_study(loaded.key, image.key, occluder, method, true_index, loaded, pixels)
             with column:
-                model_card(start + offset, loaded, view, k)
+                model_card(start + offset, loaded, view, k, study)
 
 
 @st.fragment
