@@ -15,8 +15,14 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from app.lib import figures, model_figures  # noqa: E402
-from app.lib.checkpoints import choose_checkpoints  # noqa: E402
-from app.lib.hardmix_view import HardMixView, cached_hardmix_view, check_model  # noqa: E402
+from app.lib.checkpoints import checkpoint_folder, choose_checkpoints, list_shipped  # noqa: E402
+from app.lib.hardmix_view import (  # noqa: E402
+    BATCH_SEARCH,
+    HardMixView,
+    cached_first_batch,
+    cached_hardmix_view,
+    check_model,
+)
 
 torch.set_num_threads(1)
 
@@ -31,15 +37,49 @@ def _next_seed() -> None:
     st.session_state["hm:seed"] = (st.session_state.get("hm:seed", 0) + 1) % (2**31)
 
 
+def _open_on_hardmix() -> None:
+    """Preselect the shipped ``hardmix`` checkpoint the first time the page opens (the menu's first entry
+    otherwise)."""
+    if "hm:shipped" in st.session_state:
+        return
+    shipped, _ = list_shipped(checkpoint_folder())
+    for entry in shipped:
+        if entry.path.name == "hardmix.safetensors":
+            st.session_state["hm:shipped"] = entry.label
+
+
+def _open_on_a_batch_with_a_pool(models, size: int) -> str | None:
+    """While the user has not picked a batch, open on the first batch with a misclassified sample (searched in
+    order, so always the same one); returns what to say about it."""
+    if not models or check_model(models[0]):
+        return None
+    loaded = models[0]
+    found = cached_first_batch(loaded.key, size, loaded)
+    chosen = st.session_state.get("hm:batch")
+    if chosen is None or chosen == st.session_state.get("hm:auto_batch"):
+        st.session_state["hm:batch"] = st.session_state["hm:auto_batch"] = found if found is not None else 0
+    if found is None:
+        return (f"None of batches 0–{BATCH_SEARCH - 1} (of {size}) holds a sample {loaded.name} misclassifies: its "
+                "pool is empty on each of them.")
+    if st.session_state["hm:batch"] == found:
+        return (f"Opened on batch {found}: the first batch of {size} (searched from 0) in which {loaded.name} "
+                "misclassifies a sample.")
+    return None
+
+
 def sidebar():
     with st.sidebar:
         st.header("Model")
+        _open_on_hardmix()
         models, failures, folder_note = choose_checkpoints("hm", multiple=False)
         st.header("Batch")
         size = st.select_slider("batch size", [8, 16, 24, 32], value=16, key="hm:size")
-        batch = int(st.number_input("batch number", min_value=0, max_value=999, value=0, step=1, key="hm:batch",
+        batch_note = _open_on_a_batch_with_a_pool(models, size)
+        batch = int(st.number_input("batch number", min_value=0, max_value=999, step=1, key="hm:batch",
                                     help="Batch b holds test samples b·size … (b + 1)·size − 1 of the shapes "
                                          "dataset (the checkpoint's data seed, at its input size)."))
+        if batch_note:
+            st.caption(batch_note)
         st.header("HardMix")
         hardness = st.radio("hard pool", list(HARDNESS), format_func=HARDNESS.get, key="hm:hardness")
         top_frac = 0.5
@@ -57,7 +97,10 @@ def sidebar():
 def show(view: HardMixView, hardness: str) -> None:
     pool = [i for i, hard in enumerate(view.hard) if hard]
     wrong = sum(t != p for t, p in zip(view.true, view.predicted))
-    if hardness == "misclassified":
+    if hardness == "misclassified" and not wrong:
+        st.markdown(f"**0 of {len(view.true)}** samples are misclassified: the pool is empty, so HardMix pairs "
+                    "the samples at random (Alg. 1's fallback) — no patch comes from a pool. Try another batch.")
+    elif hardness == "misclassified":
         st.markdown(f"**{wrong} of {len(view.true)}** samples are misclassified: they are the pool "
                     "(framed in vermilion), and every patch is cut from one of them.")
     else:
@@ -65,7 +108,7 @@ def show(view: HardMixView, hardness: str) -> None:
         st.markdown(f"The pool is the **{len(pool)}** samples with the highest loss (framed in vermilion; "
                     f"{wrong_in_pool} of them misclassified, {wrong} in the batch); every patch is cut from one "
                     "of them.")
-    if view.fallback:
+    if view.fallback and hardness != "misclassified":
         st.info("No sample is in the pool, so HardMix falls back to random partners (as Alg. 1 does).")
     titles = [f"#{i} {true}→{pred}" if true != pred else f"#{i} {true} ✓"
               for i, (true, pred) in enumerate(zip(view.true, view.predicted))]
