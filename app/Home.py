@@ -143,7 +143,7 @@ def method_grid(pair: Pair, settings: Settings) -> None:
         miamix_section(pair, settings, side, below)
 
 
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.thread_time()
 header, toggles = st.columns([4, 1.6], vertical_alignment="bottom")
 header.title("Mask Explorer")
 presentation = toggles.toggle("presentation", key="presentation",
@@ -161,4 +161,5 @@ else:
                 "on its card.")
     pair_row(pair, settings)
     method_grid(pair, settings)
-st.sidebar.caption(f"msda {msda.__version__} · page drawn in {time.perf_counter() - started:.2f} s")
+st.sidebar.caption(f"msda {msda.__version__} · page drawn in {time.perf_counter() - started:.2f} s "
+                   f"(CPU {time.thread_time() - started_cpu:.2f} s)")

@@ -125,11 +125,11 @@ def test_every_parameter_has_a_widget(page):
         for param in info.params:
             if param.kind == "tensor" or (param.kind == "other" and not param.choices):
                 continue
-            paired = param.kind == "numbers" and any(
+            paired = param.kind == "numbers" and param.default is not None and any(
                 p.kind == "names" and len(p.default) == len(param.default) for p in info.params)
             if paired:  # one number per chosen name
                 assert any(k.startswith(f"{method}:{param.name}:") for k in keys), (method, param.name)
-            elif param.default is None:  # random or solved: a pin toggle, the drawn value greyed out
+            elif param.default is None and param.kind in ("float", "int"):  # random or solved: a pin toggle
                 assert f"{method}:{param.name}:pin" in keys, (method, param.name)
             else:
                 assert f"{method}:{param.name}" in keys, (method, param.name)
@@ -190,6 +190,6 @@ def test_a_shapes_sample_can_be_the_partner(page):
 def test_a_badly_typed_list_is_an_error_on_its_card(page):
     page.text_input(key="miamix:windows").set_value("5, seven").run()
     assert not page.exception
-    assert any("windows must be numbers separated by commas, like 5, 7, 11, 13; got '5, seven'" in e.value
+    assert any("windows must be numbers separated by commas, like 5, 7; got '5, seven'" in e.value
                for e in page.error)
     assert card(page, "cutmix")  # the other cards are unaffected

@@ -226,15 +226,17 @@ def pictures_html(view: MixView, size: int) -> str:
 def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings) -> None:
     """λ, the label, the mask statistics, every draw and the notes of a card (into the current container)."""
     uses_lam = lam_applies(info, params)
-    st.markdown(_lam_line(info, view, uses_lam, settings))
     names = pair.class_names
-    st.markdown(f"label: **{names[0]} {view.label[0]:.2f}** / **{names[1]} {view.label[1]:.2f}**")
-    st.html(_label_bar(names, view.label))
-    st.markdown(f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
-                f"partner regions {view.regions}")
     drawn = draws_text(view.draws, view.stages if info.name != "miamix" else {}, set(params), info)
+    # one element for the lot: every element costs the page a little on each λ move
+    lines = [_lam_line(info, view, uses_lam, settings),
+             f"label: **{html.escape(names[0])} {view.label[0]:.2f}** / **{html.escape(names[1])} "
+             f"{view.label[1]:.2f}**\n{_label_bar(names, view.label)}",
+             f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
+             f"partner regions {view.regions}"]
     if drawn:
-        st.markdown("**This mix used:** " + " · ".join(drawn))
+        lines.append("**This mix used:** " + " · ".join(drawn))
+    st.markdown("\n\n".join(lines), unsafe_allow_html=True)
     if info.needs_logits:
         st.caption(f"{info.title} needs a model's predictions. Here they are made up: the “model” predicts "
                    "A's class for both images, so B counts as misclassified and is the only source of "
