@@ -138,5 +138,5 @@ def formatted(summary, metrics: Sequence[str], *, by: Sequence[str] = ("method",
                        for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"])]
         for column in summary.columns:
             if column.startswith(f"{metric}_vs_"):
-                out[column] = summary[column]
+                out[column] = summary[column].fillna("(baseline)")
     return pd.DataFrame(out)

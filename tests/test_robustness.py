@@ -481,3 +481,25 @@ def test_jpeg_compression_falls_back_to_pil_with_the_same_output(monkeypatch):
     # Both are libjpeg with the same settings (identical here); other builds may round a level apart.
     assert torch.allclose(through_pil, through_torchvision, atol=2 / 255)
     assert through_pil.shape == images.shape and through_pil.is_contiguous()
+
+
+def test_cli_groups_seeds_by_method_with_mean_sd_and_the_spread_rule(tmp_path, capsys):
+    classes = ["circle", "triangle", "star", "cross", "ring", "arrow", "heart", "ellipse", "crescent", "trefoil"]
+    meta = {"arch": "resnet20", "num_classes": 10, "classes": classes, "input_size": 16, "mean": [0.5] * 3,
+            "std": [0.25] * 3, "dataset": "shapes", "data_seed": 0}
+    for method in ("none", "mixup"):
+        for seed in (0, 1):
+            torch.manual_seed(10 * seed + len(method))  # test fixture: different untrained networks
+            save_checkpoint(tmp_path / f"{method}-s{seed}.safetensors", build_model("resnet20", 10).state_dict(),
+                            {**meta, "method": method, "seed": seed})
+    out = tmp_path / "report"
+    result = main(["--checkpoint", str(tmp_path / "*.safetensors"), "--n", "8", "--corruptions", "fog",
+                   "--severities", "2", "--fgsm-eps", "none", "--device", "cpu", "--no-progress", "--out", str(out)])
+    methods = result["methods"].set_index("method")
+    assert (methods["seeds"] == 2).all() and set(methods.index) == {"none", "mixup"}
+    report = json.loads((out / "robustness.json").read_text())
+    assert {row["method"] for row in report["rows"]} == {"none", "mixup"} and "seed" in report["rows"][0]
+    assert "sd_a + sd_b" in report["spread_rule"] and len(report["comparisons"]) == 2  # clean, corrupted
+    assert sorted(p.name for p in out.iterdir()) == ["robustness.csv", "robustness.html", "robustness.json",
+                                                     "robustness_methods.csv"]
+    assert "per method, mean ± sd over seeds" in capsys.readouterr().out
