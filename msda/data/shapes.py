@@ -48,10 +48,12 @@ Measured on version 2 (``python -m msda.train --data shapes --arch resnet20 --re
 
 * ``none`` leaves chance within its first epoch: test accuracy after epoch 1 is 13.3, 17.5, 16.8 and 19.1 %
   for seeds 0–3 (chance 10 %; 3 binomial σ on 2 000 images is 2 points).
-* After 30 epochs (every sample mixed): ``none`` 90.9 % (seed 0) and 90.1 % (seed 1) test accuracy, train
-  accuracy 100 % from epochs 23 and 22 — it memorises; ``mixup`` 92.3 % at 89.3 % train accuracy (seed 0);
-  ``cutmix`` 79.8 % at 61.6 % train accuracy on its mixed batches (seed 0) — it underfits in 30 epochs. Few
-  seeds — not differences until the three-seed sweep (:mod:`msda.training.sweep`) says so.
+* After 30 epochs: ``none`` 90.9 % (seed 0) and 90.1 % (seed 1) test accuracy, train accuracy 100 % from
+  epochs 23 and 22 — it memorises. Seed 0 with half of each batch mixed (the recipe, ``prob`` 0.5): ``mixup``
+  90.7 % (train 94.2 %), ``cutmix`` 94.0 % (train 85.8 % on its mixed batches). With every sample mixed
+  (``--prob 1``): ``mixup`` 92.3 % (train 89.3 %), ``cutmix`` 79.8 % (train 61.6 %) — CutMix underfits in 30
+  epochs, which is why the recipe mixes half. Few seeds — not differences until the three-seed sweep
+  (:mod:`msda.training.sweep`) says so.
 
 Invisible-label share — mixed samples giving ≥ 0.25 label weight to an object < 10 % visible, every method with
 its default parameters on the first 1 024 test images (``python -m msda.data.shapes_report``), v1 → v2:
