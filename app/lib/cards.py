@@ -230,10 +230,10 @@ def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pa
     drawn = draws_text(view.draws, view.stages if info.name != "miamix" else {}, set(params), info)
     # one element for the lot: every element costs the page a little on each λ move
     lines = [_lam_line(info, view, uses_lam, settings),
-             f"label: **{html.escape(names[0])} {view.label[0]:.2f}** / **{html.escape(names[1])} "
-             f"{view.label[1]:.2f}**\n{_label_bar(names, view.label)}",
-             f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
-             f"partner regions {view.regions}"]
+             (f"label: **{html.escape(names[0])} {view.label[0]:.2f}** / **{html.escape(names[1])} "
+              f"{view.label[1]:.2f}**\n{_label_bar(names, view.label)}"),
+             (f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
+              f"partner regions {view.regions}")]
     if drawn:
         lines.append("**This mix used:** " + " · ".join(drawn))
     st.markdown("\n\n".join(lines), unsafe_allow_html=True)

@@ -116,7 +116,7 @@ def sweep_spec(mixed_uris: list[str], mask_uris: list[str], labels: list[str], c
               for index in range(len(labels))]
     step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     slider = {"active": start, "currentvalue": {"prefix": f"{slider_title} = ", "font": {"size": 15}},
-              "pad": {"t": 8, "b": 4}, "len": 0.86, "x": 0.14,
+              "pad": {"t": 8, "b": 4}, "len": 0.8, "x": 0.15,
               "steps": [{"label": label, "method": "animate", "args": [[str(index)], step_args]}
                         for index, label in enumerate(labels)]}
     play = {"type": "buttons", "showactive": False, "x": 0.0, "y": 0, "xanchor": "left", "yanchor": "top",

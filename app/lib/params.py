@@ -27,6 +27,7 @@ import streamlit as st
 
 import msda
 from msda import MethodInfo, Param
+from msda.distributions import Drawn
 
 
 def _number(text: str) -> float | None:
@@ -237,7 +238,7 @@ class ParameterControls:
 
     def _random_widget(self, param: Param) -> float | int | None:
         law = ("set by the method" if param.sampled is None else
-               f"{param.sampled}" if type(param.sampled).__name__ == "Drawn" else f"drawn from {param.sampled}")
+               f"{param.sampled}" if isinstance(param.sampled, Drawn) else f"drawn from {param.sampled}")
         pinned = st.toggle(f"pin {_label(param)} (else {law})", key=self.key(param, "pin"), help=param.description,
                            on_change=_pin_from_screen, args=(self.key(param), self.key(param, "drawn")))
         if pinned:
