@@ -97,6 +97,7 @@ def test_a_tiny_run_completes_and_shows_the_summary(page, folder):
     summary = page.dataframe[0].value
     assert list(summary["model"]) == list(checkpoints.METHODS)
     assert {"clean_error", "corrupted_accuracy"} <= set(summary.columns)
+    assert list(summary["method"]) == list(checkpoints.METHODS) and list(summary["seed"]) == [0, 0, 0]
     assert "2 corruptions × severities 2, 8 images per cell, 8 clean" in text(page)
     for key in ("rob:heatmaps", "rob:bars", "rob:download_json", "rob:download_csv"):
         assert has_key(page, key), key

@@ -172,7 +172,9 @@ def results_section(shown: Shown) -> None:
     summary, shown_columns = summary_table(shown)
     config = {column: st.column_config.NumberColumn(SUMMARY_NAMES.get(column, column.replace("_", " ")),
                                                     format="percent" if "mce" not in column else "%.3f")
-              for column in shown_columns.columns if column not in ("model", "method")}
+              for column in shown_columns.columns if column not in ("model", "method", "seed")}
+    if "seed" in shown_columns.columns:
+        config["seed"] = st.column_config.NumberColumn("seed", format="%d")
     st.dataframe(shown_columns, hide_index=True, column_config=config, key="rob:summary")
     notes = [("Errors and accuracies are top-1, over the images of each cell; means weight every (corruption, "
               "severity) cell equally.")]
