@@ -34,6 +34,7 @@ def test_training_writes_checkpoint_metadata_and_metrics(tmp_path):
     meta = read_checkpoint_meta(out)
     assert meta["arch"] == "resnet20" and meta["method"] == "cutmix" and meta["num_classes"] == 10
     assert meta["classes"][:2] == ["circle", "triangle"] and meta["input_size"] == 16
+    assert meta["dataset_version"] == 2  # which shapes design the model saw
     assert len(meta["mean"]) == len(meta["std"]) == 3 and meta["epochs"] == 2 and meta["seed"] == 0
     assert meta["test_accuracy"] == result["test_acc"] and meta["test_images"] == 96
     assert meta["command"].startswith("python -m msda.train --data shapes")

@@ -123,6 +123,8 @@ def load_splits(settings: Settings, device: torch.device):
     info = {"dataset": settings.data, "classes": list(train.classes), "num_classes": int(train.num_classes),
             "input_size": int(train.image_size), "mean": list(train.mean), "std": list(train.std),
             "train_images": len(train), "test_images": len(test)}
+    if hasattr(train, "version"):  # a procedural dataset with design versions (shapes): which one was seen
+        info["dataset_version"] = int(train.version)
     return _as_split(train, device), _as_split(test, device), info
 
 
