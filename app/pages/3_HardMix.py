@@ -110,9 +110,11 @@ def show(view: HardMixView, hardness: str) -> None:
                     "of them.")
     if view.fallback and hardness != "misclassified":
         st.info("No sample is in the pool, so HardMix falls back to random partners (as Alg. 1 does).")
-    titles = [f"#{i} {true}→{pred}" if true != pred else f"#{i} {true} ✓"
+    # Two lines for a wrong prediction: "true→predicted" on one line ran into the next panel's title.
+    titles = [f"#{i} {true}<br>→ {pred}" if true != pred else f"#{i} {true} ✓"
               for i, (true, pred) in enumerate(zip(view.true, view.predicted))]
-    spec = model_figures.grid_spec(list(view.images), titles, columns=COLUMNS, highlighted=view.hard)
+    spec = model_figures.grid_spec(list(view.images), titles, columns=COLUMNS, highlighted=view.hard,
+                                   title_height=40 if wrong else 24)
     st.markdown("**The batch** — title: true class → prediction (✓ when right)")
     st.plotly_chart(figures.figure(spec), config=figures.CHART_CONFIG, theme=None, key="hm:batch_grid")
     mixed_titles = [f"#{i} ← #{p} · λ {lam:.2f}" if p != i else f"#{i} unmixed"
