@@ -31,7 +31,7 @@ From the command line (CSV + JSON + self-contained HTML report; ``torchrun --npr
 analysis.robustness …`` shards the evaluation over N processes):
 
     python -m analysis.robustness --checkpoint checkpoints/*.safetensors --data shapes-c --out reports/robustness
-    python -m analysis.robustness --checkpoint 'runs/shapes-scratch/*.safetensors' --n 500 --out reports/robustness
+    python -m analysis.robustness --checkpoint 'runs/shapes-scratch/*.safetensors' --n 100 --out reports/robustness
 """
 
 from .data import (DATA_CHOICES, RobustnessData, build_report, check_count, checkpoint_info, evenly_spaced,
