@@ -291,6 +291,8 @@ def test_focus_view_sends_the_sweeps_as_plotly_frames(page):
         assert len(spec["frames"]) == 21 and len(spec["layout"]["sliders"][0]["steps"]) == 21
     q_sweep = json.loads(page.get_by_key("focus-agmix").get("plotly_chart")[1].proto.spec)
     assert q_sweep["layout"]["sliders"][0]["currentvalue"]["prefix"] == "q = "
+    k_max_sweep = json.loads(page.get_by_key("focus-miamix").get("plotly_chart")[1].proto.spec)
+    assert [step["label"] for step in k_max_sweep["layout"]["sliders"][0]["steps"]] == [str(k) for k in range(1, 9)]
 
 
 # ---- formulas --------------------------------------------------------------------------------------------------

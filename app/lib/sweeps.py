@@ -47,6 +47,8 @@ PARAM_SWEEPS = {
     "smoothmix_c": ParamSweep("sigma", "the spread of the Gaussian box"),
     "resizemix": ParamSweep("tau", "the scale τ of the pasted partner decides the area: λ = 1 − τ²"),
     "cutout": ParamSweep("size", "the side of the hole, as a fraction of the image side"),
+    "miamix": ParamSweep("k_max", "k is drawn from U{1, …, k_max}: the more layers a mix may stack, the more "
+                         "the partner is cut up (each value a fresh draw with the card's seed)"),
 }
 
 
@@ -138,14 +140,37 @@ def param_values(method: str, card_value: float | None, steps: int = PARAM_STEPS
     return np.linspace(low, high, steps, dtype=np.float32)
 
 
+def _batch_level_sweep(method: str, images: torch.Tensor, name: str, values: np.ndarray, *, lam: float,
+                       alpha: float, seed: int, params: dict) -> Sweep:
+    """A parameter that is one value for the whole batch (MiAMix's k_max) cannot vary inside one call: one
+    call per value, each with the card's seed and λ — what the card would show with that value."""
+    masks, mixed, effective = [], [], []
+    for value in values:
+        chosen = {**params, name: int(value) if float(value).is_integer() else float(value)}
+        if name == "k_max":
+            chosen.pop("k", None)  # a pinned k above the new k_max would be refused
+        mixer = msda.Mixer(method, num_classes=NUM_CLASSES, alpha=alpha,
+                           generator=torch.Generator().manual_seed(seed), **chosen)
+        out = mixer(images, torch.tensor(LABELS), lam=lam)
+        masks.append(out.mask[0, 0])
+        mixed.append((out.images[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8))
+        effective.append(out.lam[0])
+    return Sweep(name, values, torch.stack(masks).numpy(), torch.stack(mixed).numpy(),
+                 torch.stack(effective).numpy())
+
+
 def param_sweep(method: str, images: torch.Tensor, replay: dict, card_value: float | None, *, alpha: float,
-                params: dict) -> Sweep | None:
+                params: dict, seed: int = 0) -> Sweep | None:
     """The card's mix with its second parameter (:data:`PARAM_SWEEPS`) swept, everything else pinned — one
-    batched call with the parameter a per-sample tensor. None when ``method`` has no such sweep."""
+    batched call with the parameter a per-sample tensor (a batch-level parameter: one call per value, with
+    the card's ``seed``). None when ``method`` has no such sweep."""
     values = param_values(method, card_value)
     if values is None:
         return None
     name = PARAM_SWEEPS[method].name
+    if not msda.methods_info()[method].param(name).per_sample:
+        return _batch_level_sweep(method, images, name, values, lam=float(replay["lam"][0]), alpha=alpha,
+                                  seed=seed, params=params)
     pinned = {key: value for key, value in params.items() if key != name}
     tensor = torch.from_numpy(values)
     if msda.methods_info()[method].param(name).kind == "int":
