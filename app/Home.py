@@ -156,9 +156,9 @@ pair, settings = sidebar_controls(presentation)
 if focus:
     focus_view(pair, settings)
 else:
+    where = "λ and the seed in the bar above" if presentation else "the pair and the controls in the sidebar"
     st.markdown(f"Every method of `msda` ({len(msda.METHODS)}) mixes **A** with **B**; each card shows sample A "
-                "of the batch [A, B]. Change the pair and the controls in the sidebar, a method's own parameters "
-                "on its card.")
+                f"of the batch [A, B]. Change {where}, a method's own parameters on its card.")
     pair_row(pair, settings)
     method_grid(pair, settings)
 st.sidebar.caption(f"msda {msda.__version__} · page drawn in {time.perf_counter() - started:.2f} s "

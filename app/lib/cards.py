@@ -63,8 +63,10 @@ def unused_controls(info: MethodInfo, params: dict[str, Any]) -> list[str]:
     area = AREA_PARAMS.get(info.name)
     if area in params:
         symbol = SYMBOLS.get(area, area)
+        also = (" and switch on *match lam*" if any(p.name == "match_lam" for p in info.params)
+                and params.get("match_lam") is not True else "")
         notes.append(f"**λ** — {symbol} is pinned at {params[area]:g}, and {symbol} decides the mask's area; "
-                     f"unpin {symbol} to have the requested λ applied")
+                     f"unpin {symbol}{also} to have the requested λ applied")
     elif not lam_applies(info, params):
         if any(p.name == "match_lam" for p in info.params):
             notes.append("**λ** — the patch size is sampled, as in the paper, and λ is read off the mask; "
