@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import test_app_checkpoint_files as checkpoints
 from streamlit.testing.v1 import AppTest
 
@@ -237,3 +238,19 @@ def test_a_second_run_names_the_run_it_waits_for_and_can_cancel_it(monkeypatch, 
     second.button(key="rob:cancel_blocking").click().run()
     assert blocking.wait(60) and blocking.status == "cancelled"
     assert waiting.wait(60) and waiting.status == "done", (waiting.status, waiting.error)
+
+
+def test_a_reloaded_csv_of_a_seed_sweep_gets_its_per_method_table(page, tmp_path):
+    from analysis.robustness import RobustnessResults, build_report
+
+    models = ("none-s0", "none-s1", "mixup-s0", "mixup-s1")
+    correct = torch.tensor([[[5]], [[6]], [[7]], [[8]]])
+    results = RobustnessResults(models, ("fog",), (1,), correct, torch.tensor([[8]]), torch.tensor([6, 7, 7, 8]),
+                                torch.tensor(8))
+    checkpoints = {name: {"method": name.split("-")[0], "seed": int(name[-1])} for name in models}
+    report = build_report(results, {}, alexnet=False, data={}, checkpoints=checkpoints, settings={})
+    page.file_uploader(key="rob:reload").set_value(("robustness.csv", report_csv(report), "text/csv")).run()
+    assert not page.exception and not page.error
+    methods = page.dataframe[1].value.set_index("method")  # after the summary
+    assert methods.loc["none", "corrupted_accuracy"] == "0.688 ± 0.088"  # 5/8 and 6/8
+    assert "sd_a + sd_b" in text(page)

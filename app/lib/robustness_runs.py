@@ -324,12 +324,13 @@ def read_results(data: bytes, name: str) -> Shown:
     """Results from a file the page or ``python -m analysis.robustness`` wrote: its JSON (the long table under
     ``rows``) or its CSV (the long table), read by :func:`analysis.robustness.reports.read_report` (bounded
     and checked; ValueError with a message naming the file and what is wrong)."""
-    from analysis.robustness.reports import read_report
-
     from analysis.robustness import build_report
+    from analysis.robustness.reports import read_report
 
     document, results, curves = read_report(data, name)
     data_info, checkpoints = document["data"], document["checkpoints"]
+    if not checkpoints and name.lower().endswith(".csv"):
+        checkpoints = _methods_from_csv(data, results.models)
     alexnet = data_info.get("name") == "imagenet-c"
     report = build_report(results, curves, alexnet=alexnet, data=data_info, checkpoints=checkpoints,
                           settings=document["settings"], command=document["command"] or None,
@@ -338,3 +339,30 @@ def read_results(data: bytes, name: str) -> Shown:
     if not isinstance(description, str) or not description:
         description = f"{len(results.corruptions)} corruptions from {name}"
     return Shown(results, curves, alexnet, description, checkpoints, f"the file {name}", report)
+
+
+def _methods_from_csv(data: bytes, models) -> dict[str, dict]:
+    """model → {method, seed} from a long table's ``method`` and ``seed`` columns (the CSV has no metadata
+    block), so a reloaded CSV of a seed sweep gets its per-method table too; {} when the columns are absent.
+    `data` has passed :func:`read_report`'s bounds already."""
+    import io
+    import math
+
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(io.BytesIO(data), usecols=lambda column: column in ("model", "method", "seed"))
+    except ValueError:
+        return {}
+    if "method" not in table.columns:
+        return {}
+    first = table.drop_duplicates("model").set_index("model")
+    found = {}
+    for model in models:
+        if model not in first.index:
+            continue
+        method = first.loc[model, "method"]
+        seed = first.loc[model, "seed"] if "seed" in first.columns else None
+        found[model] = {"method": None if not isinstance(method, str) else method,
+                        "seed": None if seed is None or (isinstance(seed, float) and math.isnan(seed)) else int(seed)}
+    return found
