@@ -343,7 +343,9 @@ class Trainer:
         num_classes = self.info["num_classes"]
         # Memory: logits rebuilt from each sample's previous visit (its prediction on its mixed image then);
         # unseen samples count as correctly classified with loss 0.
-        if self.settings.method_params.get("hardness", "misclassified") == "loss":
+        default = msda.methods_info()["hardmix"].param("hardness").default
+        hardness = self.settings.method_params.get("hardness", default)
+        if hardness == "loss":
             # true-class logit −loss, others 0: the cross-entropy against the label increases with the loss
             return -F.one_hot(labels, num_classes).float() * self.memory_loss[index, None]
         remembered = self.memory_pred[index]
