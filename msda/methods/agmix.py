@@ -29,7 +29,8 @@ INFO = MethodInfo(
     params=CENTER_PARAMS + (
         Param("q", "off-diagonal correlation of the covariance; |q| < 1", low=-1.0, high=1.0, low_open=True,
               high_open=True, sampled=Uniform(-0.95, 0.95, "U(−0.95, 0.95)")),
-        Param("theta", "rotation of the blob, radians", low=-math.pi, high=math.pi, sampled=Uniform(-math.pi, math.pi, "U(−π, π)")),
+        Param("theta", "rotation of the blob, radians", low=-math.pi, high=math.pi,
+              sampled=Uniform(-math.pi, math.pi, "U(−π, π)")),
     ),
     notes="q is drawn from U(−0.95, 0.95) rather than the paper's U(−1, 1): at |q| → 1 the covariance is "
           "singular and the blob degenerates to a line. σ is calibrated to λ as in GMix.",

@@ -13,8 +13,9 @@ f_max = 1 − max(1/16, 1.01 px / cell side): a gap of at least 1/16 of a cell (
 and at least one pixel. When 1 − λ needs more than the drawn crop can hold with that cap, the crop grows
 (towards the whole image, its aspect pulled towards the image's), then the grid is coarsened (n decreases, down
 to 2, which allows bigger holes in pixels); beyond what a 2 × 2 grid over the whole image can hide
-((15/16)² ≈ 88 % at 224 px; 77 % at 32 px, where holes and gaps round to whole pixels), the request is capped. The label weight λ is, as always, the mean of the rendered mask —
-it exceeds the requested λ exactly when the request was capped. ``details`` give the grid actually used
+((15/16)² ≈ 88 % at 224 px; 77 % at 32 px, where holes and gaps round to whole pixels), the request is
+capped. The label weight λ is, as always, the mean of the rendered mask — it exceeds the requested λ exactly
+when the request was capped. ``details`` give the grid actually used
 (``grid``), the hole fraction ``hole_fraction`` and the crop's area ``crop_area``.
 
 Mask only. The paper's second ingredient, the *local-context* loss (an auxiliary head predicting patch-level
