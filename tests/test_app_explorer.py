@@ -245,14 +245,20 @@ def test_the_training_snippet_has_a_num_classes_placeholder():
 
 # ---- focus view and its sweeps ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", [m for m in msda.METHODS if m != "miamix"])
+@pytest.mark.parametrize("method", msda.METHODS)
 def test_the_lam_sweep_is_one_call_whose_frame_at_the_card_lam_is_the_card(pairs, method):
     images = pairs[32]
     view = mix_view(method, images, lam=0.6, alpha=1.0, seed=3, params={})
     sweep = sweeps.lam_sweep(method, images, view.replay, alpha=1.0, params={})
     assert sweep.masks.shape == (21, 32, 32) and sweep.mixed.shape == (21, 32, 32, 3)
     np.testing.assert_allclose(sweep.values, np.linspace(0, 1, 21), atol=1e-6)
-    np.testing.assert_array_equal(sweep.masks[12], view.mask)  # λ = 0.6, every other draw the card's
+    if method == "miamix":
+        # Its layers are rendered and smoothed for the rows that drew each candidate: a batch of 42 rows groups
+        # them differently from the card's 2, which moves a mask value by at most a float32 rounding (≤ 1.2e-7
+        # over 40 seeds) and never a pixel of the mixed image.
+        np.testing.assert_allclose(sweep.masks[12], view.mask, rtol=0, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(sweep.masks[12], view.mask)  # λ = 0.6, every other draw the card's
     np.testing.assert_array_equal(sweep.mixed[12], view.mixed)
 
 

@@ -111,8 +111,13 @@ def lam_sweep(method: str, images: torch.Tensor, replay: dict, *, alpha: float, 
     override = {}
     if "layer_lams" in replay:  # MiAMix: the own share is λ, the layers keep their proportions of 1 − λ
         shares = replay["layer_lams"][0]
-        layers = shares[:-1] / (shares[:-1].sum() if float(shares[:-1].sum()) > 0 else 1.0)
-        override["layer_lams"] = torch.cat([layers[None] * (1 - lams)[:, None], lams[:, None]], dim=1)
+        own = float(shares[-1])
+        if own < 1:  # scaled by (1 − λ)/(1 − own): exactly 1 at the card's own share, so that frame is the card
+            layers = shares[None, :-1] * ((1 - lams) / (1 - shares[-1]))[:, None]
+        else:  # the card gave the layers nothing: split 1 − λ evenly between its drawn layers
+            active = (torch.arange(shares.shape[0] - 1) < int(replay["k"][0])).float()
+            layers = active[None] / active.sum() * (1 - lams)[:, None]
+        override["layer_lams"] = torch.cat([layers, lams[:, None]], dim=1)
     masks, mixed, effective = _run(method, images, replay, steps, alpha, params, lam=lams, override=override)
     return Sweep("λ", lams.numpy(), masks.numpy(), mixed.numpy(), effective.numpy())
 
