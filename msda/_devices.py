@@ -42,3 +42,18 @@ def check_output_folder(path: str, flag: str) -> None:
         raise ValueError(f"{flag} {path}: the folder {folder} is not writable")
     if Path(path).is_dir():
         raise ValueError(f"{flag} {path} is a folder; give a file name")
+
+
+def check_benchmark_args(parser, minimums, device: str, json_path: str | None) -> torch.device:
+    """A benchmark's flags, before any work: each (flag, value, lowest) of `minimums`, the device and the
+    folder of the JSON output. A bad one ends the program with one line (``parser.error``); returns the device."""
+    for flag, value, low in minimums:
+        if value < low:
+            parser.error(f"{flag} must be at least {low}, got {value}")
+    try:
+        checked = check_device(device)
+        if json_path:  # before the benchmark, not after minutes of it
+            check_output_folder(json_path, "--json")
+    except ValueError as error:
+        parser.error(str(error))
+    return checked

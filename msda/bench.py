@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 import msda
-from msda._devices import check_device, check_output_folder
+from msda._devices import check_benchmark_args
 
 
 MIN_SIZE = 8
@@ -126,18 +126,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    for flag, value, low in (("--batch", args.batch, 2), ("--size", args.size, MIN_SIZE), ("--repeats", args.repeats, 1),
-                             ("--model-steps", args.model_steps, 0), ("--num-classes", args.num_classes, 1)):
-        if value < low:
-            parser.error(f"{flag} must be at least {low}, got {value}")
+    device = check_benchmark_args(parser, (("--batch", args.batch, 2), ("--size", args.size, MIN_SIZE),
+                                           ("--repeats", args.repeats, 1), ("--model-steps", args.model_steps, 0),
+                                           ("--num-classes", args.num_classes, 1)), args.device, args.json)
     if args.batch % 2:
         parser.error(f"--batch must be even (timm's elem mode needs it), got {args.batch}")
-    try:
-        device = check_device(args.device)
-        if args.json:  # before the benchmark, not after minutes of it
-            check_output_folder(args.json, "--json")
-    except ValueError as error:
-        parser.error(str(error))
 
     g = torch.Generator(device=device).manual_seed(0)
     images = torch.rand(args.batch, 3, args.size, args.size, device=device, generator=g)

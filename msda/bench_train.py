@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import msda
-from msda._devices import check_device, check_output_folder
+from msda._devices import check_benchmark_args
 from msda.bench import synchronize
 from msda.models import ARCHS, list_models
 from msda.training.checkpoint import atomic_write
@@ -72,18 +72,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--methods", nargs="*", default=list(msda.METHODS), choices=msda.METHODS)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    for flag, value, low in (("--batch", args.batch, 1), ("--size", args.size, 8), ("--train-size", args.train_size, 1),
-                             ("--steps", args.steps, 1), ("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0)):
-        if value < low:
-            parser.error(f"{flag} must be at least {low}, got {value}")
+    device = check_benchmark_args(parser, (("--batch", args.batch, 1), ("--size", args.size, 8),
+                                           ("--train-size", args.train_size, 1), ("--steps", args.steps, 1),
+                                           ("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0)),
+                                  args.device, args.json)
     if args.arch not in list_models():
         parser.error(f"--arch must be one of msda.models.list_models() (ours: {', '.join(ARCHS)}), got {args.arch!r}")
-    try:
-        device = check_device(args.device)
-        if args.json:  # before the benchmark, not after minutes of it
-            check_output_folder(args.json, "--json")
-    except ValueError as error:
-        parser.error(str(error))
     cuda = device.type == "cuda"
     recipe = RECIPES["shapes"]
     recipe = type(recipe)(**{**recipe.to_dict(), "batch_size": args.batch, "prob": 1.0})  # every sample mixed
