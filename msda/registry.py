@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._checks import (check_choice, check_generator, check_int, check_lam, check_real, check_size,
                       check_values_in, describe)
-from ._random import beta, uniform
+from ._random import beta
 from .distributions import Derived, Distribution, Drawn
 
 
@@ -390,10 +390,6 @@ class ParamReader:
         else:
             out = torch.full((self.batch,), float(value), device=self.device, dtype=dtype)
         return self.record(name, out)
-
-    def uniform(self, low, high) -> Tensor:
-        """Shape [B] draws from U(low, high), not recorded (for draws a method records itself)."""
-        return uniform(low, high, self.batch, generator=self.generator, device=self.device)
 
 
 def check_params(info: MethodInfo, params: Mapping[str, Any]) -> dict:

@@ -289,10 +289,10 @@ class MiAMix(Method):
     @staticmethod
     def _render_layer(name, own, rows, pinned, record, height, width, generator) -> Tensor:
         """One candidate's masks for the samples that drew it; notes their rows and draws in `record`."""
-        mask, used = get_method(name).render(own, height, width, generator=generator,
+        mask, read = get_method(name).render(own, height, width, generator=generator,
                                              params={**LAYER_PARAMS.get(name, {}), **pinned})
-        used = used.used
-        record[name] = {"rows": rows if rows is not None else torch.arange(own.shape[0], device=own.device), **used}
+        rows = rows if rows is not None else torch.arange(own.shape[0], device=own.device)
+        record[name] = {"rows": rows, **read.used}
         return mask
 
     def _augmentations(self, read: ParamReader, augmentable: Tensor, height: int, width: int):
