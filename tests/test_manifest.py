@@ -1,0 +1,82 @@
+"""python -m msda.training.manifest: entries, the per-seed table, and report rows matched by file hash."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+
+import pytest
+
+from msda.training import manifest
+from msda.training.checkpoint import save_checkpoint
+from tests.test_app_checkpoint_files import meta, random_state
+
+
+def write_run(folder, method, seed, accuracy, *, recipe="scratch"):
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {**meta(method), "seed": seed, "test_accuracy": accuracy, "recipe": {"name": recipe},
+            "command": f"python -m msda.train --method {method} --seed {seed}"}
+    return save_checkpoint(folder / f"{method}-s{seed}.safetensors", random_state(seed=seed), info)
+
+
+@pytest.fixture
+def seeds(tmp_path):
+    folder = tmp_path / "seeds"
+    accuracies = {"none": [0.90, 0.91, 0.89], "mixup": [0.95, 0.93, 0.94], "cutmix": [0.92]}
+    for method, values in accuracies.items():
+        for seed, accuracy in enumerate(values):
+            write_run(folder, method, seed, accuracy)
+    return folder, accuracies
+
+
+def test_seed_table_lists_every_seed_and_orders_methods_by_mean(seeds):
+    folder, accuracies = seeds
+    table = manifest.seed_table(folder)
+    assert [row["method"] for row in table["methods"]] == ["mixup", "cutmix", "none"]
+    for row in table["methods"]:
+        values = accuracies[row["method"]]
+        assert [run["test_accuracy"] for run in row["runs"]] == values
+        assert [run["seed"] for run in row["runs"]] == list(range(len(values)))
+        assert row["mean"] == pytest.approx(statistics.fmean(values))
+        assert row["sd"] == (pytest.approx(statistics.stdev(values)) if len(values) > 1 else None)
+    assert table["recipe"] == "scratch" and table["folder"] == "seeds"
+
+
+def test_seed_table_refuses_mixed_recipes_and_empty_folders(seeds, tmp_path):
+    folder, _ = seeds
+    write_run(folder, "fmix", 0, 0.5, recipe="other")
+    with pytest.raises(ValueError, match="mix recipes"):
+        manifest.seed_table(folder)
+    with pytest.raises(ValueError, match="no .safetensors"):
+        manifest.seed_table(tmp_path / "empty")
+
+
+def test_report_rows_follow_the_file_hash_of_a_shipped_copy(seeds, tmp_path, monkeypatch):
+    folder, _ = seeds
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(folder / "mixup-s0.safetensors", shipped / "mixup.safetensors")
+    monkeypatch.chdir(tmp_path)  # report rows name checkpoints relative to where the study ran
+    report = {"command": "python -m analysis.occlusion ...",
+              "rows": [{"model": f"mixup-s{seed}", "checkpoint": f"seeds/mixup-s{seed}.safetensors",
+                        "kind": "solid", "latching": seed} for seed in range(3)],
+              "methods": [{"method": "mixup", "kind": "solid", "latching_mean": 1.0, "latching_sd": 1.0}],
+              "spread_rule": "rule"}
+    (tmp_path / "occlusion.json").write_text(json.dumps(report))
+    built = manifest.build(shipped, seeds=folder, occlusion=tmp_path / "occlusion.json")
+    (entry,) = built["checkpoints"]
+    assert [row["model"] for row in entry["occlusion"]["rows"]] == ["mixup-s0"]  # seed 0 only: the copy
+    assert built["reports"]["occlusion"]["methods"] == report["methods"]
+    assert built["seeds"]["methods"][0]["method"] == "mixup"
+
+
+def test_cli_writes_the_manifest_with_seeds(seeds, tmp_path, capsys):
+    folder, _ = seeds
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(folder / "none-s0.safetensors", shipped / "none.safetensors")
+    manifest.main([str(shipped), "--seeds", str(folder)])
+    written = json.loads((shipped / "manifest.json").read_text())
+    assert written["seeds"]["methods"][-1]["method"] == "none"
+    assert "--seeds" in written["command"] and "1 checkpoints" in capsys.readouterr().out
