@@ -79,4 +79,7 @@ def test_cli_writes_the_manifest_with_seeds(seeds, tmp_path, capsys):
     manifest.main([str(shipped), "--seeds", str(folder)])
     written = json.loads((shipped / "manifest.json").read_text())
     assert written["seeds"]["methods"][-1]["method"] == "none"
-    assert "--seeds" in written["command"] and "1 checkpoints" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--seeds" in written["command"] and "1 checkpoints" in out
+    assert "| `mixup` | 95.00 | 93.00 | 94.00 | 94.00 ± 1.00 | +4.00 |" in out
+    assert "| `cutmix` | 92.00 |  |  | 92.00 | +2.00 |" in out

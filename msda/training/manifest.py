@@ -143,7 +143,29 @@ def main(argv: list[str] | None = None) -> dict:
     text = json.dumps(manifest, indent=2) + "\n"
     atomic_write(args.folder / "manifest.json", lambda tmp: Path(tmp).write_text(text))
     print(f"{args.folder / 'manifest.json'}: {len(manifest['checkpoints'])} checkpoints")
+    if "seeds" in manifest:
+        print(format_seed_table(manifest["seeds"]))
     return manifest
+
+
+def format_seed_table(table: dict) -> str:
+    """The per-seed table as Markdown: one row per method (ordered by the mean), every seed's clean test
+    accuracy, mean ± sd, and the mean's gap to ``none``'s, in points."""
+    methods = table["methods"]
+    seeds = sorted({run["seed"] for row in methods for run in row["runs"]})
+    base = next((row["mean"] for row in methods if row["method"] == "none"), None)
+    lines = [f"clean test accuracy, {table['recipe']} ({table['epochs']} epochs, {table['train_images']} training "
+             f"and {table['test_images']} test images), % — {table['folder']}/",
+             "",
+             "| method | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean ± sd | mean − none |",
+             "|---|" + "---:|" * (len(seeds) + 2)]
+    for row in methods:
+        by_seed = {run["seed"]: run["test_accuracy"] for run in row["runs"]}
+        cells = [f"{100 * by_seed[seed]:.2f}" if seed in by_seed else "" for seed in seeds]
+        spread = "" if row["sd"] is None else f" ± {100 * row['sd']:.2f}"
+        gap = "" if base is None else f"{100 * (row['mean'] - base):+.2f}"
+        lines.append(f"| `{row['method']}` | " + " | ".join(cells) + f" | {100 * row['mean']:.2f}{spread} | {gap} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
