@@ -120,6 +120,7 @@ class MethodInfo:
     params: tuple[Param, ...] = ()
     uses_lam: bool = True  # False: the requested λ does not shape the mask (cutout, smoothmix by default)
     exact_lam: bool = False  # True: the mask's mean is the requested λ for every λ in [0, 1] (pixel rounding aside)
+    area_param: str | None = None  # the parameter that, pinned, decides the mask's area: the requested λ is then unused
     mask_only: bool = True  # True: mixed = mask·x + (1 − mask)·x_partner exactly
     mixes_labels: bool = True  # False: the label stays the sample's own (cutout)
     needs_logits: bool = False

@@ -23,9 +23,9 @@ def make_batch(device, batch=6, height=20, width=28, seed=1, dtype=torch.float32
     return images, labels, logits
 
 
-def run(method, images, labels, logits, seed=0, **kwargs):
+def run(method, images, labels, logits, seed=0, lam=None, **kwargs):
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, generator=make_generator(images.device, seed), **kwargs)
-    return mixer(images, labels, logits=logits)
+    return mixer(images, labels, lam=lam, logits=logits)
 
 
 @pytest.mark.parametrize("method", msda.METHODS)
@@ -133,6 +133,29 @@ def test_lambda_at_the_ends(method, lam, device):
         assert torch.equal(out.images, images) or not info.mask_only
     if lam == 0.0 and info.exact_lam:
         assert torch.allclose(out.mask, torch.zeros_like(out.mask)), "λ = 0 must take the partner everywhere"
+
+
+AREA_METHODS = [name for name, info in msda.methods_info().items() if info.area_param]
+
+
+def test_area_params_are_declared_where_a_pinned_value_sets_the_area():
+    assert set(AREA_METHODS) == {"gmix", "agmix", "smoothmix_s", "smoothmix_c", "resizemix", "cutout"}
+    for name in AREA_METHODS:
+        info = msda.methods_info()[name]
+        assert info.param(info.area_param).kind == "float"
+
+
+@pytest.mark.parametrize("method", AREA_METHODS)
+def test_a_pinned_area_param_makes_the_mask_independent_of_lambda(method, device):
+    # What the app says on a card ("σ decides the mask's area: the requested λ is not applied") holds.
+    images, labels, logits = make_batch(device)
+    info = msda.methods_info()[method]
+    pinned = {info.area_param: 0.3}
+    if any(p.name == "match_lam" for p in info.params):
+        pinned["match_lam"] = True  # even with λ matching asked for, the pinned area wins
+    low = run(method, images, labels, logits, lam=0.2, **pinned)
+    high = run(method, images, labels, logits, lam=0.8, **pinned)
+    assert torch.equal(low.mask, high.mask) and torch.equal(low.lam, high.lam)
 
 
 @pytest.mark.parametrize("method", msda.METHODS)

@@ -30,10 +30,6 @@ UNUSED_LAM = 0.5
 """λ passed to methods that do not use it: the mix is the same for any pinned λ, and a fixed value lets the
 cache keep it while the λ slider moves."""
 
-AREA_PARAMS = {"gmix": "sigma", "agmix": "sigma", "smoothmix_s": "sigma", "smoothmix_c": "sigma",
-               "resizemix": "tau", "cutout": "size"}
-"""The parameter that decides a method's mask area when it is pinned (then the requested λ is not applied)."""
-
 SYMBOLS = {"sigma": "σ", "theta": "θ", "tau": "τ", "q": "q", "k": "k", "lam": "λ"}
 
 
@@ -48,8 +44,8 @@ class Settings:
 
 def lam_applies(info: MethodInfo, params: dict[str, Any]) -> bool:
     """Whether the requested λ shapes this method's mask: ``match_lam`` switches it on where it exists, and
-    a pinned area parameter (:data:`AREA_PARAMS`) switches it off."""
-    if AREA_PARAMS.get(info.name) in params:
+    a pinned area parameter (``MethodInfo.area_param``) switches it off."""
+    if info.area_param in params:
         return False
     return info.uses_lam or params.get("match_lam") is True
 
@@ -60,7 +56,7 @@ def unused_controls(info: MethodInfo, params: dict[str, Any]) -> list[str]:
     (That α only matters for drawn λ — and for MiAMix's layer split — is page-wide and said by the α slider.)
     """
     notes = []
-    area = AREA_PARAMS.get(info.name)
+    area = info.area_param
     if area in params:
         symbol = SYMBOLS.get(area, area)
         also = (" and switch on *match lam*" if any(p.name == "match_lam" for p in info.params)

@@ -26,6 +26,7 @@ INFO = MethodInfo(
     arxiv="2308.02804",
     default_alpha=1.0,
     exact_lam=True,
+    area_param="sigma",
     params=CENTER_PARAMS + (
         Param("q", "off-diagonal correlation of the covariance; |q| < 1", low=-1.0, high=1.0, low_open=True,
               high_open=True, sampled=Uniform(-0.95, 0.95, "U(−0.95, 0.95)")),

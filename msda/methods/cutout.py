@@ -70,6 +70,7 @@ INFO = MethodInfo(
     arxiv="1708.04552",
     default_alpha=None,
     uses_lam=False,
+    area_param="size",
     mask_only=False,
     mixes_labels=False,
     params=(

@@ -32,6 +32,7 @@ INFO = MethodInfo(
     arxiv="2208.09913",
     default_alpha=1.0,
     exact_lam=True,
+    area_param="sigma",
     params=CENTER_PARAMS,
     notes="σ is calibrated per sample by bisection so that the blob's area inside the image is 1 − λ, even "
           "when the border cuts the blob (the paper's σ = √(λN) ignores the border).",

@@ -24,6 +24,7 @@ INFO = MethodInfo(
     arxiv="2012.11101",
     default_alpha=1.0,
     uses_lam=False,
+    area_param="tau",
     mask_only=False,
     params=(
         Param("tau", "scale of the pasted partner, per side", low=0.0, high=1.0, low_open=True,

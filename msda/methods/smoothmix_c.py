@@ -29,6 +29,7 @@ INFO = MethodInfo(
     arxiv=None,
     default_alpha=1.0,
     uses_lam=False,
+    area_param="sigma",
     params=SMOOTHMIX_CENTER + (
         Param("sigma", "spread σ of the Gaussian, as a fraction of the image side (per axis)", low=0.0,
               high=10.0, low_open=True, sampled=Uniform(0.25, 0.5)),

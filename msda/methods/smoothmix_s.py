@@ -41,6 +41,7 @@ INFO = MethodInfo(
     arxiv=None,
     default_alpha=1.0,
     uses_lam=False,
+    area_param="sigma",
     params=SMOOTHMIX_CENTER + (
         Param("sigma", "span σ of the patch, as a fraction of the image side (per axis)", low=0.0, high=4.0,
               sampled=Uniform(0.0, 1.0)),
