@@ -3,7 +3,7 @@
     python -m msda.train --data shapes --arch resnet20 --method cutmix --epochs 30 --out checkpoints/cutmix.safetensors
 
 ``--method none`` is the baseline. ``--recipe`` picks a paper's setup (hardmix, miamix, smoothmix) or the
-shipped checkpoints' (shapes); any flag given overrides the recipe. Runs on CPU or GPU (``--device``; bf16
+shipped checkpoints' (shapes-scratch); any flag given overrides the recipe. Runs on CPU or GPU (``--device``; bf16
 autocast with ``--amp``, ``--channels-last``, ``--compile``), and unchanged under
 ``torchrun --nproc_per_node N python -m msda.train ...`` (DistributedDataParallel; gloo on CPU, nccl on GPU).
 Writes the checkpoint (.safetensors with metadata), ``<out stem>.metrics.csv``/``.jsonl`` per epoch and a
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="checkpoint path (.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     p.add_argument("--init", type=Path, help="start from the weights of this msda.train checkpoint (same "
-                                             "architecture, classes and input size), e.g. for the shapes-finetune "
-                                             "recipe")
+                                             "architecture, classes and input size), e.g. to fine-tune (the "
+                                             "shapes-finetune recipe)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
     return p
 

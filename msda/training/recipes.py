@@ -46,15 +46,15 @@ RECIPES: dict[str, Recipe] = {
         epochs=300, batch_size=32, lr=0.25, momentum=0.9, weight_decay=1e-4, nesterov=False,
         schedule="multistep", milestones=(0.25, 0.5, 0.75), gamma=0.1, prob=0.5),
     "shapes": Recipe(
-        name="shapes", source="this project: the recipe of the shipped checkpoints (small, fast on a CPU, one for "
-                              "all methods); no extra augmentation — the shapes dataset already draws every "
+        name="shapes", source="this project: the base of the first shipped checkpoints (shapes version 1; small, "
+                              "fast on a CPU); no extra augmentation — the shapes dataset already draws every "
                               "object's position, scale and rotation; half of each batch is mixed, as in "
                               "SmoothMix's CIFAR setup; batch 32 for many steps in a short run (with batch 128 "
                               "every model sat at chance for its first 5–10 epochs)",
         epochs=12, batch_size=32, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True, schedule="cosine",
         warmup_epochs=1.0, prob=0.5, augment="none"),
     "shapes-finetune": Recipe(
-        name="shapes-finetune", source="this project: the shipped checkpoints — every method, and none, continues "
+        name="shapes-finetune", source="this project: the first shipped checkpoints (shapes version 1) — every method, and none, continued "
                                        "for 5 epochs from the same `shapes`-recipe model without mixing (--init), "
                                        "every sample mixed; from scratch, mixed models sit at chance for most of a "
                                        "short CPU run",
