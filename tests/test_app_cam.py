@@ -236,6 +236,24 @@ def test_no_hooks_or_frozen_parameters_are_left_on_the_shared_models(page, folde
         assert not loaded.model.training
 
 
+def test_the_page_preselects_the_baseline_a_hard_and_a_soft_mask(monkeypatch, tmp_path):
+    checkpoints.write_folder(tmp_path, methods=("agmix", "cutmix", "fmix", "none", "smoothmix_s"))
+    at = open_page(monkeypatch, tmp_path)
+    assert [label.split(" · ")[0] for label in at.multiselect(key="cam:shipped").value] == [
+        "cutmix", "none", "smoothmix_s"]
+
+
+def test_preselection_tops_up_from_the_folder_order(tmp_path):
+    from app.lib.checkpoints import list_shipped, preselected
+
+    checkpoints.write_folder(tmp_path, methods=("agmix", "cutmix", "fmix", "none"))
+    entries, _ = list_shipped(tmp_path)
+    names = lambda labels: [label.split(" · ")[0] for label in labels]  # noqa: E731
+    assert names(preselected(entries, ("none", "smoothmix_s"), 3)) == ["agmix", "cutmix", "none"]
+    assert names(preselected(entries, (), 2)) == ["agmix", "cutmix"]
+    assert names(preselected(entries, ("fmix", "none", "agmix", "cutmix"), 1)) == ["agmix", "cutmix", "fmix", "none"]
+
+
 def test_the_folder_listing_reads_the_manifest_and_skips_resume_states(tmp_path):
     from app.lib.checkpoints import list_shipped, load_shipped
 

@@ -227,14 +227,27 @@ def unique_names(models: list[LoadedModel]) -> list[LoadedModel]:
 # ----------------------------------------------------------------------------------------------- widgets
 
 
-def choose_checkpoints(prefix: str, *, multiple: bool = True, default_count: int = 3
+def preselected(shipped: list[ShippedFile], prefer: tuple[str, ...], count: int) -> list[str]:
+    """The menu labels to preselect, in the folder's order: the shipped files of the `prefer` methods (by the
+    manifest's method, else the file's stem), topped up with the folder's first files to `count`."""
+    chosen = {entry.label for entry in shipped if (entry.manifest.get("method") or entry.path.stem) in prefer}
+    for entry in shipped:
+        if len(chosen) >= count:
+            break
+        chosen.add(entry.label)
+    return [entry.label for entry in shipped if entry.label in chosen]
+
+
+def choose_checkpoints(prefix: str, *, multiple: bool = True, default_count: int = 3, prefer: tuple[str, ...] = ()
                        ) -> tuple[list[LoadedModel], list[LoadFailure], str | None]:
     """Sidebar widgets: shipped checkpoints and uploads. Returns (models, refusals, note on the folder).
 
     Args:
         prefix: widget key prefix (one per page).
         multiple: several models (CAM, robustness) or one (HardMix).
-        default_count: how many shipped files are preselected.
+        default_count: how many shipped files are preselected (at least; more when `prefer` names more).
+        prefer: the methods whose shipped checkpoints are preselected (e.g. the baseline and the methods a
+            page compares).
     """
     from msda.models import list_models
 
@@ -243,7 +256,8 @@ def choose_checkpoints(prefix: str, *, multiple: bool = True, default_count: int
     by_label = {entry.label: entry for entry in shipped}
     labels = list(by_label)
     if multiple:
-        chosen = st.multiselect("Checkpoints", labels, default=labels[:default_count], key=f"{prefix}:shipped",
+        chosen = st.multiselect("Checkpoints", labels, default=preselected(shipped, prefer, default_count),
+                                key=f"{prefix}:shipped",
                                 help=f"Files in {folder} (set ${ENV_VAR} to use another folder).")
     else:
         one = st.selectbox("Checkpoint", labels, index=0 if labels else None, key=f"{prefix}:shipped",

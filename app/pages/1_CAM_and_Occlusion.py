@@ -83,7 +83,8 @@ def sidebar() -> tuple[list[LoadedModel], list, str | None, ProbeImage, str, str
 
     with st.sidebar:
         st.header("Models")
-        models, failures, folder_note = choose_checkpoints("cam")
+        # The baseline, a hard-edged and a soft-edged mask: the comparison the page's question is about.
+        models, failures, folder_note = choose_checkpoints("cam", prefer=("none", "cutmix", "smoothmix_s"))
         st.header("Image")
         image = choose_probe_image("cam")
         st.header("Explanation")

@@ -80,7 +80,7 @@ def corruption_picker() -> tuple[str, ...]:
 def sidebar() -> tuple[list[LoadedModel], list, str | None, RunRequest, bool]:
     with st.sidebar:
         st.header("Models")
-        models, failures, folder_note = choose_checkpoints("rob")
+        models, failures, folder_note = choose_checkpoints("rob", prefer=("none", "mixup", "cutmix"))
         st.header("Data")
         source = st.radio("Corrupted images", list(SOURCES), format_func=SOURCES.get, key="rob:source")
         root = clean_root = ""
