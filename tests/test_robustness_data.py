@@ -106,3 +106,24 @@ def test_report_rows_carry_method_and_seed_and_seeds_give_a_per_method_table():
     assert reread.correct.tolist() == results.correct.tolist()
     single = build_report(results, {}, alexnet=False, data={}, checkpoints={}, settings={})
     assert "methods" not in single and single["rows"]["method"].isna().all()
+
+
+def test_the_per_method_table_has_fgsm_accuracy_per_eps_with_its_spread():
+    from analysis.robustness.evaluate import FGSMCurve
+
+    data = prepare_data("shapes-c", [_meta()], n=4, corruptions=["fog"], severities=[1])
+    models = {f"{method}-s{seed}": torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10))
+              for method in ("none", "mixup") for seed in (0, 1)}
+    results = evaluate_corruptions(models, data.clean, data.labels, corruptions=data.corruptions,
+                                   severities=data.severities, generator_seed=0)
+    correct = {"none-s0": [4, 2], "none-s1": [4, 0], "mixup-s0": [4, 3], "mixup-s1": [3, 3]}
+    curves = {name: FGSMCurve(eps=(0.0, 2 / 255), correct=torch.tensor(values), total=torch.tensor(4))
+              for name, values in correct.items()}
+    checkpoints = {name: {"method": name.split("-")[0], "seed": int(name[-1])} for name in models}
+    report = build_report(results, curves, alexnet=False, data={}, checkpoints=checkpoints, settings={})
+    methods = report["methods"].set_index("method")
+    assert methods.loc["none", "fgsm_2_255_mean"] == pytest.approx(0.25)
+    assert methods.loc["none", "fgsm_2_255_sd"] == pytest.approx(np.std([0.5, 0.0], ddof=1))
+    assert methods.loc["mixup", "fgsm_2_255_mean"] == pytest.approx(0.75)
+    assert methods.loc["mixup", "fgsm_0_255_mean"] == pytest.approx(0.875)
+    assert methods.loc["mixup", "fgsm_2_255_vs_none"] == "beyond spread"  # |0.75 − 0.25| ≥ 0.354 + 0

@@ -261,7 +261,8 @@ def build_report(results, curves: dict | None, *, alexnet: bool, data: dict, che
     Keys: ``command``, ``written_by``, ``settings``, ``data``, ``checkpoints`` (model → metadata), ``columns``
     (the summary's definitions), ``summary`` (one row per model, with ``method``, ``seed`` and ``arch``),
     ``alexnet_normalised`` (ImageNet-C), ``fgsm`` (with FGSM), and with several seeds per method
-    ``spread_rule``, ``methods`` (mean ± sd per method) and ``comparisons`` (every pair, the rule's verdict);
+    ``spread_rule``, ``methods`` (mean ± sd per method of the summary's metrics, the per-group accuracies and
+    each ε's FGSM accuracy as ``fgsm_<ε·255>_255``) and ``comparisons`` (every pair, the rule's verdict);
     last ``rows``: the long table with ``method`` and ``seed`` columns.
     """
     from ..seeds import SPREAD_RULE, has_seeds, seed_summary, spread_comparisons
@@ -279,8 +280,18 @@ def build_report(results, curves: dict | None, *, alexnet: bool, data: dict, che
     if curves:
         report["fgsm"] = fgsm_table(curves)
     if has_seeds(summary):
-        metrics = [m for m in SUMMARY_METRICS if m in summary.columns and summary[m].notna().any()]
-        methods = seed_summary(summary, metrics)
+        per_model = summary.copy()
+        groups = [column for column in per_model.columns if column.startswith("accuracy_")]
+        fgsm = []
+        if curves:  # each ε's FGSM accuracy as a per-model column, so it gets its mean ± sd too
+            table = report["fgsm"]
+            for eps_255, part in table.groupby("eps_255", sort=True):
+                column = f"fgsm_{eps_255:g}_255"
+                per_model[column] = per_model["model"].map(dict(zip(part["model"], part["accuracy"])))
+                fgsm.append(column)
+        metrics = [m for m in (*SUMMARY_METRICS, *groups, *fgsm)
+                   if m in per_model.columns and per_model[m].notna().any()]
+        methods = seed_summary(per_model, metrics)
         report.update(spread_rule=SPREAD_RULE, methods=methods, comparisons=spread_comparisons(methods, metrics))
     rows = long_table(results, curves or None)
     for position, key in enumerate(("method", "seed")):
