@@ -1,6 +1,6 @@
 """Train a classifier with any mixing method:
 
-    python -m msda.train --data shapes --arch resnet20 --method cutmix --epochs 30 --out checkpoints/cutmix.safetensors
+    python -m msda.train --data shapes --arch resnet20 --method cutmix --recipe shapes-scratch --train-size 2000 --out runs/cutmix.safetensors
 
 ``--method none`` is the baseline. ``--recipe`` picks a paper's setup (hardmix, miamix, smoothmix) or the
 shipped checkpoints' (shapes-scratch); any flag given overrides the recipe. Runs on CPU or GPU (``--device``; bf16
