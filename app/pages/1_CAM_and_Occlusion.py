@@ -106,7 +106,8 @@ def image_row(image: ProbeImage, occluder: OccluderBox, models: list[LoadedModel
     occluded = as_pixels(occlude(as_batch(pixels), box, kind=occluder.kind))
     left, right = st.columns([1.1, 1.4], gap="large")
     with left:
-        spec = model_figures.images_spec([(pixels, "image", None), (occluded, OCCLUDERS[occluder.kind], None)],
+        # Short panel titles: two long ones collide when the column is narrow; the text beside names the occluder.
+        spec = model_figures.images_spec([(pixels, "image", None), (occluded, "occluded", None)],
                                          height=250)
         st.plotly_chart(figures.figure(spec), config=figures.CHART_CONFIG, theme=None, key="cam:preview")
         truth = f" · true class **{image.true_class}**" if image.true_class else ""
