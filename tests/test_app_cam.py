@@ -4,6 +4,8 @@ hostile or mismatched checkpoint uploads and bad images into messages."""
 
 from __future__ import annotations
 
+import json
+
 import re
 from pathlib import Path
 
@@ -267,3 +269,21 @@ def test_the_folder_listing_reads_the_manifest_and_skips_resume_states(tmp_path)
     checkpoints.save_checkpoint(tmp_path / "none.safetensors", checkpoints.random_state(seed=7),
                                 checkpoints.meta("none"))  # replaced after the manifest was written
     assert "differs from the file manifest.json describes" in load_shipped(entries[1]).warning
+
+
+def test_the_occlusion_study_of_every_seed_is_shown_per_occluder_kind(monkeypatch, tmp_path):
+    checkpoints.write_folder(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    rows = [{"method": method, "kind": kind, "seeds": 3, "latching_mean": latching, "latching_sd": 0.05,
+             "occluded_accuracy_mean": 0.5, "occluded_accuracy_sd": 0.02, "latching_vs_none": verdict}
+            for kind, shift in (("solid", 0.0), ("translucent", 0.3))
+            for method, latching, verdict in (("none", 1.0 + shift, None), ("cutmix", 0.8 + shift, "beyond spread"))]
+    manifest["reports"] = {"occlusion": {"command": "python -m analysis.occlusion --n 500", "spread_rule": "rule",
+                                         "methods": rows}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    at = open_page(monkeypatch, tmp_path)
+    table = at.dataframe[-1].value
+    assert list(table["method"]) == ["none", "cutmix"] and list(table["latching"]) == ["1.00 ± 0.05", "0.80 ± 0.05"]
+    assert list(table["vs none"]) == ["(baseline)", "beyond spread"]
+    at.radio(key="cam:study-kind").set_value("translucent").run()
+    assert list(at.dataframe[-1].value["latching"]) == ["1.30 ± 0.05", "1.10 ± 0.05"]

@@ -254,3 +254,37 @@ def test_a_reloaded_csv_of_a_seed_sweep_gets_its_per_method_table(page, tmp_path
     methods = page.dataframe[1].value.set_index("method")  # after the summary
     assert methods.loc["none", "corrupted_accuracy"] == "0.688 ± 0.088"  # 5/8 and 6/8
     assert "sd_a + sd_b" in text(page)
+
+
+def _with_shipped_robustness(folder: Path) -> Path:
+    """The folder's manifest with a robustness report's per-method table, as msda.training.manifest copies it."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    row = lambda method, mean, sd, verdict: {  # noqa: E731
+        "method": method, "seeds": 3, "mean_corrupted_accuracy_15_mean": mean, "mean_corrupted_accuracy_15_sd": sd,
+        "clean_error_mean": 0.05, "clean_error_sd": 0.01, "mean_corrupted_accuracy_15_vs_none": verdict}
+    manifest["reports"] = {"robustness": {
+        "command": "python -m analysis.robustness --checkpoint 'checkpoints/seeds/*.safetensors' --n 300",
+        "spread_rule": "|mean_a − mean_b| < sd_a + sd_b",
+        "methods": [row("none", 0.80, 0.01, None), row("mixup", 0.86, 0.02, "beyond spread")]}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_before_a_run_the_page_shows_the_shipped_study_from_the_manifest(monkeypatch, tmp_path):
+    at = open_page(monkeypatch, _with_shipped_robustness(checkpoints_folder(tmp_path)))
+    assert "The shipped checkpoints, as the project measured them" in [h.value for h in at.subheader]
+    table = at.dataframe[-1].value
+    assert list(table["method"]) == ["mixup", "none"]  # ordered by the mean corrupted accuracy
+    assert list(table["corrupted (15) %"]) == ["86.0 ± 2.0", "80.0 ± 1.0"]
+    assert list(table["vs none"]) == ["beyond spread", "(baseline)"]
+    assert any("--n 300" in c.value for c in at.caption)
+
+
+def test_without_a_study_in_the_manifest_there_is_no_such_section(page):
+    assert not any("as the project measured them" in h.value for h in page.subheader)
+
+
+def checkpoints_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "checkpoints"
+    checkpoints.write_folder(folder)
+    return folder

@@ -222,6 +222,26 @@ def sensitivity_section(models: list[LoadedModel], image: ProbeImage, target: st
                + (" (the true class where known)." if target == "true" else "."))
 
 
+def shipped_section() -> None:
+    """The occlusion study of every shipped seed, from the manifest: what one image cannot show."""
+    from app.lib.checkpoints import checkpoint_folder
+    from app.lib.shipped_studies import Column, shipped_study, study_table
+
+    study = shipped_study(checkpoint_folder(), "occlusion")
+    if study is None:
+        return
+    with st.expander("The occlusion study of the shipped checkpoints (every seed)", expanded=False):
+        kind = st.radio("Occluder", ["solid", "translucent", "smooth"], horizontal=True, key="cam:study-kind")
+        columns = [Column("occluded acc %", "occluded_accuracy"), Column("flips %", "flip_rate"),
+                   Column("latching", "latching", 1, 2), Column("latching, no occluder", "latching_clean", 1, 2),
+                   Column("faithfulness", "faithfulness", 1, 3)]
+        st.dataframe(study_table(study, columns, where={"kind": kind}, order_by="latching", verdict_of="latching"),
+                     hide_index=True)
+        st.caption("Mean ± sd over seeds, ordered by latching; *vs none* is the spread rule on latching. "
+                   "Faithfulness: the grad-cam package's confidence change when the image is multiplied by its "
+                   f"CAM (higher = the map keeps what the class needs). `{study.command}` — {study.spread_rule}.")
+
+
 started = time.perf_counter()
 st.title("CAM & Occlusion")
 st.markdown("Does a model **latch on** to an occluder? Each card is one checkpoint on the same image: its "
@@ -246,4 +266,5 @@ else:
                "is the occluder.")
     model_grid(models, image, occluder, method, target, k)
     sensitivity_section(models, image, target)
+shipped_section()
 st.sidebar.caption(f"page drawn in {time.perf_counter() - started:.2f} s")

@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from app.lib import figures  # noqa: E402
-from app.lib.checkpoints import LoadedModel, choose_checkpoints  # noqa: E402
+from app.lib.checkpoints import LoadedModel, checkpoint_folder, choose_checkpoints  # noqa: E402
 from app.lib.robustness_runs import (  # noqa: E402
     SOURCES,
     RobustnessRun,
@@ -48,6 +48,26 @@ SUMMARY_NAMES = {"model": "model", "method": "method", "clean_error": "clean err
 
 st.set_page_config(page_title="MSDA Lab · Robustness", layout="wide")
 st.html("""<style>[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }</style>""")
+
+
+def shipped_section() -> None:
+    """What the project measured on the shipped checkpoints (every seed), from the manifest: a starting point."""
+    from app.lib.shipped_studies import Column, shipped_study, study_table
+
+    study = shipped_study(checkpoint_folder(), "robustness")
+    if study is None:
+        return
+    columns = [Column("clean error %", "clean_error"), Column("corrupted (15) %", "mean_corrupted_accuracy_15"),
+               Column("corrupted (19) %", "mean_corrupted_accuracy_19"), Column("FGSM 2/255 %", "fgsm_2_255"),
+               Column("FGSM 8/255 %", "fgsm_8_255")]
+    st.subheader("The shipped checkpoints, as the project measured them")
+    st.markdown("Every seed of every method (the checkpoints here are seed 0), mean ± sd over seeds, ordered by "
+                "the mean corrupted accuracy over the 15 benchmark corruptions. *vs none* applies the spread rule "
+                "to that column: a gap is called *beyond spread* only when the two methods' one-sd bands do not "
+                "touch.")
+    st.dataframe(study_table(study, columns, order_by="mean_corrupted_accuracy_15",
+                             verdict_of="mean_corrupted_accuracy_15"), hide_index=True)
+    st.caption(f"`{study.command}` — the rule: {study.spread_rule}.")
 
 
 def _group_key(group: str) -> str:
@@ -266,4 +286,5 @@ if shown is not None:
 elif run is None or not run.active:
     st.info("Choose checkpoints, corruptions and severities in the sidebar and press **Run**, or reload a results "
             "file.")
+    shipped_section()
 st.sidebar.caption(f"page drawn in {time.perf_counter() - started:.2f} s")
