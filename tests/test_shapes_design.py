@@ -26,9 +26,14 @@ _ANGLES = 24
 _SCALES = (0.8, 0.9, 1.0, 1.1)
 
 
+def object_coverage(version: int = 2, n: int = 1000) -> torch.Tensor:
+    """The share of the image each of the first n train objects covers."""
+    _, _, masks = Shapes("train", n=n, version=version).render(range(n))
+    return masks.flatten(1).float().mean(1)
+
+
 def test_objects_cover_enough_of_the_image():
-    _, _, masks = Shapes("train", n=1000).render(range(1000))
-    area = masks.flatten(1).mean(1)
+    area = object_coverage()
     assert float(area.mean()) > COVERAGE_MEAN_FLOOR, float(area.mean())
     assert float(area.quantile(0.1)) > COVERAGE_P10_FLOOR, float(area.quantile(0.1))
     assert float(area.min()) > 0.06  # the smallest object, an arrow at the smallest scale, is still ~75 pixels
@@ -48,7 +53,7 @@ def _class_templates(version: int) -> torch.Tensor:
     return torch.stack(templates)
 
 
-def _best_class_iou(version: int, n: int, size: int = 64) -> torch.Tensor:
+def best_class_iou(version: int, n: int, size: int = 64) -> torch.Tensor:
     """For every clutter element of the first n train images: its best IoU with any class silhouette, centred
     on the element's centroid and scaled to its radius (farthest pixel), over rotations and ±20 % scale."""
     layers = render_clutter(torch.arange(n), seed=0, split="train", size=size, version=version).flatten(0, 1)
@@ -75,14 +80,14 @@ def _best_class_iou(version: int, n: int, size: int = 64) -> torch.Tensor:
 
 
 def test_no_clutter_element_matches_a_class_shape():
-    best = _best_class_iou(version=2, n=1000)
+    best = best_class_iou(version=2, n=1000)
     assert best.numel() > 1000  # about two elements per image are checked
     assert float(best.max()) < MATCH_IOU, float(best.max())
 
 
 def test_the_clutter_check_catches_the_first_designs_disc_and_square_blobs():
     # Version 1 drew small (cut-off) discs and squares — the circle and square classes; the check must see them.
-    best = _best_class_iou(version=1, n=300)
+    best = best_class_iou(version=1, n=300)
     assert float((best >= MATCH_IOU).float().mean()) > 0.2
 
 
