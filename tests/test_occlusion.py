@@ -342,3 +342,17 @@ def test_cam_confidence_change_is_the_packages_metric_and_zero_for_an_all_ones_m
     assert torch.allclose(cam_confidence_change(model, images, dark, labels, reference=before), change, atol=1e-6)
     with pytest.raises(ValueError, match="maps must have shape"):
         cam_confidence_change(model, images, ones[:1], labels)
+
+
+def test_example_figures_take_every_seed_of_every_method():
+    # 45 checkpoints (15 methods × 3 seeds) make 46 rows of overlays: more than plotly's default spacing allows.
+    from analysis.occlusion.__main__ import _example_figures
+
+    torch.manual_seed(0)  # test fixture: an untrained network
+    model = build_model("resnet20", 10).eval()
+    models = {f"model-{index}": model for index in range(45)}
+    images = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    boxes = torch.tensor([[4.0, 4.0, 9.0, 9.0]])
+    ((title, figure),) = _example_figures(models, images, torch.tensor([3]), boxes, ["solid"], V2_CLASSES,
+                                          cam_method="gradcam", cam_target="label", fill=None, border=None)
+    assert "Example 1" in title and len(figure.data) == 2 * 46

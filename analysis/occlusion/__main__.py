@@ -251,8 +251,10 @@ def _example_figures(models, images, labels, boxes, kinds, classes, *, cam_metho
                 _, true_p, pred = overlays[name, variant]
                 titles.append(f"{name}: p({classes[int(labels[index])]})={float(true_p[index]):.2f}"
                               + ("" if int(pred[index]) == int(labels[index]) else f" → {classes[int(pred[index])]}"))
-        figure = make_subplots(rows=1 + len(models), cols=len(variants), subplot_titles=titles,
-                               horizontal_spacing=0.02, vertical_spacing=0.04)
+        rows = 1 + len(models)
+        # plotly refuses a spacing above 1 / (rows − 1): with dozens of models (every seed) the rows get closer.
+        figure = make_subplots(rows=rows, cols=len(variants), subplot_titles=titles, horizontal_spacing=0.02,
+                               vertical_spacing=min(0.04, 0.5 / rows))
         for col, (variant, batch) in enumerate(variants, start=1):
             figure.add_trace(go.Image(z=_to_uint8(batch[index]), hoverinfo="skip"), row=1, col=col)
             for row, name in enumerate(models, start=2):
