@@ -69,6 +69,15 @@ def test_report_rows_follow_the_file_hash_of_a_shipped_copy(seeds, tmp_path, mon
     assert [row["model"] for row in entry["occlusion"]["rows"]] == ["mixup-s0"]  # seed 0 only: the copy
     assert built["reports"]["occlusion"]["methods"] == report["methods"]
     assert built["seeds"]["methods"][0]["method"] == "mixup"
+    # The robustness report names each model's file in its "checkpoints" map, not in the rows.
+    robustness = {"command": "python -m analysis.robustness ...",
+                  "checkpoints": {f"mixup-s{seed}": {"path": f"seeds/mixup-s{seed}.safetensors"} for seed in range(3)},
+                  "summary": [{"model": f"mixup-s{seed}", "clean_error": seed / 10} for seed in range(3)],
+                  "fgsm": [{"model": f"mixup-s{seed}", "eps": 0.0, "accuracy": 1 - seed / 10} for seed in range(3)]}
+    (tmp_path / "robustness.json").write_text(json.dumps(robustness))
+    (entry,) = manifest.build(shipped, robustness=tmp_path / "robustness.json")["checkpoints"]
+    assert [row["model"] for row in entry["robustness"]["summary"]] == ["mixup-s0"]
+    assert [row["accuracy"] for row in entry["robustness"]["fgsm"]] == [1.0]
 
 
 def test_cli_writes_the_manifest_with_seeds(seeds, tmp_path, capsys):

@@ -82,12 +82,22 @@ def seed_table(folder: Path) -> dict:
             "test_images": test_images, "methods": methods}
 
 
+def _row_path(report: dict, row: dict) -> str | None:
+    """The checkpoint file a report row scored: the row's own ``checkpoint``/``path``, else the report's
+    ``checkpoints`` map (model → metadata with ``path``, as the robustness report keeps it)."""
+    path = row.get("checkpoint") or row.get("path")
+    if path is None:
+        info = (report.get("checkpoints") or {}).get(row.get("model"))
+        path = info.get("path") if isinstance(info, dict) else None
+    return str(path) if path else None
+
+
 def _row_file_hashes(report: dict, tables) -> dict[str, str]:
     """sha256 of every checkpoint a report's rows name (path as written, relative to the working directory)."""
     hashes = {}
     for table in tables:
         for row in report.get(table, []):
-            path = row.get("checkpoint") or row.get("path")
+            path = _row_path(report, row)
             if path and path not in hashes and Path(path).is_file():
                 hashes[path] = file_sha256(Path(path))
     return hashes
@@ -113,7 +123,7 @@ def build(folder: Path, *, seeds: Path | None = None, robustness: Path | None = 
             model = Path(item["file"]).stem
 
             def belongs(row: dict) -> bool:
-                path = row.get("checkpoint") or row.get("path")
+                path = _row_path(report, row)
                 return hashes.get(path) == item["sha256"] if path in hashes else row.get("model") == model
 
             tables = {table: [row for row in report.get(table, []) if belongs(row)]
