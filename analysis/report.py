@@ -12,7 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from msda.training.checkpoint import atomic_write
 
@@ -77,16 +77,23 @@ def write_html(path: str | os.PathLike, *, title: str, sections: Sequence[tuple[
 
 
 def write_report(folder: str | os.PathLike, name: str, *, table, summary: Mapping[str, Any] | None = None,
-                 title: str, sections: Sequence[tuple[str, Any]] = ()) -> dict[str, Path]:
+                 title: str, sections: Sequence[tuple[str, Any]] | Callable[[], Sequence[tuple[str, Any]]] = ()
+                 ) -> dict[str, Path]:
     """``<folder>/<name>.csv`` (the table), ``<name>.json`` (`summary` plus the table's rows under "rows") and
-    ``<name>.html`` (`sections`), each written atomically. Returns ``{"csv": …, "json": …, "html": …}``."""
+    ``<name>.html`` (`sections`), each written atomically, in that order. Returns ``{"csv": …, "json": …,
+    "html": …}``.
+
+    `sections` may be a function that builds them: it is called after the CSV and JSON are on disk, so a
+    study's figures (the slow, fallible part of a report) can never cost it its results.
+    """
     folder = Path(folder)
     if not name or any(sep in name for sep in ("/", "\\")):
         raise ValueError(f"name must be a plain file name without folders, got {name!r}")
     data = {**(summary or {}), "rows": table}
-    return {"csv": write_csv(folder / f"{name}.csv", table),
-            "json": write_json(folder / f"{name}.json", data),
-            "html": write_html(folder / f"{name}.html", title=title, sections=sections)}
+    files = {"csv": write_csv(folder / f"{name}.csv", table), "json": write_json(folder / f"{name}.json", data)}
+    built = sections() if callable(sections) else sections
+    files["html"] = write_html(folder / f"{name}.html", title=title, sections=built)
+    return files
 
 
 def _render(content: Any) -> str:

@@ -356,3 +356,21 @@ def test_example_figures_take_every_seed_of_every_method():
     ((title, figure),) = _example_figures(models, images, torch.tensor([3]), boxes, ["solid"], V2_CLASSES,
                                           cam_method="gradcam", cam_target="label", fill=None, border=None)
     assert "Example 1" in title and len(figure.data) == 2 * 46
+
+
+def test_a_figure_that_fails_never_costs_the_report_its_tables(tmp_path):
+    import pandas as pd
+
+    from analysis.report import write_report
+
+    def broken_figures():
+        raise ValueError("a figure could not be built")
+
+    table = pd.DataFrame({"model": ["none-s0"], "latching": [1.0]})
+    with pytest.raises(ValueError, match="could not be built"):
+        write_report(tmp_path, "study", table=table, summary={"command": "c"}, title="t", sections=broken_figures)
+    assert pd.read_csv(tmp_path / "study.csv").equals(table)
+    assert json.loads((tmp_path / "study.json").read_text())["rows"] == [{"model": "none-s0", "latching": 1.0}]
+    assert not (tmp_path / "study.html").exists()
+    files = write_report(tmp_path, "study", table=table, title="t", sections=lambda: [("Notes", "built later")])
+    assert "built later" in files["html"].read_text()

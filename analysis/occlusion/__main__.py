@@ -136,15 +136,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
                       f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
                       f"{SPREAD_RULE}.\n\nEvery pair of methods is in occlusion.json under \"comparisons\"."),
                      ("Per method", formatted(per_method, metrics, by=("method", "kind")))]
-    sections.append(("Per metric", _metric_figure(table)))
-    if args.examples:
-        sections += _example_figures(models, images[:args.examples], labels[:args.examples],
-                                     boxes[:args.examples, 0], args.kinds, classes, cam_method=args.cam,
-                                     cam_target=args.cam_target, fill=args.fill, border=args.border)
+
+    def with_figures():  # built after the tables are written: a figure error never loses the study
+        figures = [("Per metric", _metric_figure(table))]
+        if args.examples:
+            figures += _example_figures(models, images[:args.examples], labels[:args.examples],
+                                        boxes[:args.examples, 0], args.kinds, classes, cam_method=args.cam,
+                                        cam_target=args.cam_target, fill=args.fill, border=args.border)
+        return sections + figures
+
+    methods_csv = None if per_method is None else write_csv(args.out / "occlusion_methods.csv", per_method)
     files = write_report(args.out, "occlusion", table=table, summary=summary,
-                         title="Occlusion study: do models latch on to occluders?", sections=sections)
-    if per_method is not None:
-        files["methods_csv"] = write_csv(args.out / "occlusion_methods.csv", per_method)
+                         title="Occlusion study: do models latch on to occluders?", sections=with_figures)
+    if methods_csv is not None:
+        files["methods_csv"] = methods_csv
     shown = ["model", "kind", "clean_accuracy", "occluded_accuracy", "true_prob_drop", "flip_rate", "latching",
              "latching_clean"] + [c for c in ("localisation", "pointing") if c in table.columns]
     shown.insert(shown.index("latching_clean") + 1, "faithfulness")

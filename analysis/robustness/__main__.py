@@ -204,29 +204,33 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
     fgsm_rows = report.get("fgsm")
     methods = report.get("methods")
 
-    sections = [
-        ("Settings", f"{command}\n\n{data.description}; {len(results.corruptions)} corruption(s) × severities "
-                     f"{', '.join(map(str, results.severities))}; {images} images per cell, "
-                     f"{int(results.clean_total)} clean; device {device}"
-                     + (f", {world_size} processes" if world_size > 1 else "") + "."),
-        ("Summary", summary),
-        ("Columns", "\n".join(f"{key}: {text}" for key, text in report["columns"].items())),
-        ("Top-1 error per corruption and severity (one colour scale)", error_heatmaps(results)),
-        ("Clean and mean corrupted error" + (", mCE" if data.alexnet else ""), summary_bars(summary)),
-    ]
-    if methods is not None:
-        metrics = [column.removesuffix("_mean") for column in methods.columns if column.endswith("_mean")]
-        sections += [("Per method: mean ± sd over seeds",
-                      f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
-                      f"{report['spread_rule']}.\n\nEvery pair of methods is in robustness.json under "
-                      "\"comparisons\"."), ("Per method", formatted(methods, metrics))]
-    if fgsm_rows is not None:
-        sections += [("FGSM: accuracy against ε (Goodfellow et al. 2015; [0, 1] pixel scale, clamped)",
-                      fgsm_figure(curves)), ("FGSM", fgsm_rows)]
+    def build_sections():  # after the tables are written: a figure error never loses the run
+        sections = [
+            ("Settings", f"{command}\n\n{data.description}; {len(results.corruptions)} corruption(s) × severities "
+                         f"{', '.join(map(str, results.severities))}; {images} images per cell, "
+                         f"{int(results.clean_total)} clean; device {device}"
+                         + (f", {world_size} processes" if world_size > 1 else "") + "."),
+            ("Summary", summary),
+            ("Columns", "\n".join(f"{key}: {text}" for key, text in report["columns"].items())),
+            ("Top-1 error per corruption and severity (one colour scale)", error_heatmaps(results)),
+            ("Clean and mean corrupted error" + (", mCE" if data.alexnet else ""), summary_bars(summary)),
+        ]
+        if methods is not None:
+            metrics = [column.removesuffix("_mean") for column in methods.columns if column.endswith("_mean")]
+            sections += [("Per method: mean ± sd over seeds",
+                          f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
+                          f"{report['spread_rule']}.\n\nEvery pair of methods is in robustness.json under "
+                          "\"comparisons\"."), ("Per method", formatted(methods, metrics))]
+        if fgsm_rows is not None:
+            sections += [("FGSM: accuracy against ε (Goodfellow et al. 2015; [0, 1] pixel scale, clamped)",
+                          fgsm_figure(curves)), ("FGSM", fgsm_rows)]
+        return sections
+
+    methods_csv = None if methods is None else write_csv(args.out / "robustness_methods.csv", methods)
     files = write_report(args.out, "robustness", table=table, summary=report,
-                         title="Robustness: common corruptions and FGSM", sections=sections)
-    if methods is not None:
-        files["methods_csv"] = write_csv(args.out / "robustness_methods.csv", methods)
+                         title="Robustness: common corruptions and FGSM", sections=build_sections)
+    if methods_csv is not None:
+        files["methods_csv"] = methods_csv
     shown = [column for column in ("model", "method", "clean_error", "corrupted_accuracy",
                                    "mean_corrupted_accuracy_15", "mean_corrupted_accuracy_19", "mce", "relative_mce")
              if column in summary.columns]
