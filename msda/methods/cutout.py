@@ -21,7 +21,7 @@ from .._checks import describe
 
 from .._render import box_indicator, integer_box
 from ..distributions import Uniform
-from ..registry import Batch, MaskMethod, MethodInfo, Mixed, Param, ParamReader, mask_generator, register
+from ..registry import Batch, MaskMethod, MethodInfo, Mixed, Param, ParamReader, blend, mask_generator, register
 
 def fill_values(fill, images: Tensor) -> Tensor:
     """The fill as a [C] float32 tensor on the images' device (no host sync for "batch_mean")."""
@@ -107,8 +107,8 @@ class Cutout(MaskMethod):
         height, width = batch.images.shape[-2:]
         mask, read = self.render(lam, height, width, generator=generator, params=params)
         fill = read.record("fill", fill_values(read.value("fill"), batch.images))
-        keep = mask.to(batch.images.dtype)
-        images = batch.images * keep + (1.0 - keep) * fill.to(batch.images.dtype)[None, :, None, None]
+        # One fused pass (torch.lerp, exact at mask 0 and 1), not three full-size temporaries.
+        images = blend(batch.images, fill.to(batch.images.dtype)[None, :, None, None].expand_as(batch.images), mask)
         return Mixed(images=images, mask=mask, lam=torch.ones_like(lam), lam_requested=lam, params=read.used)
 
 
