@@ -110,17 +110,18 @@ def show(view: HardMixView, hardness: str) -> None:
                     "of them.")
     if view.fallback and hardness != "misclassified":
         st.info("No sample is in the pool, so HardMix falls back to random partners (as Alg. 1 does).")
-    # Two lines for a wrong prediction: "true→predicted" on one line ran into the next panel's title.
-    titles = [f"#{i} {true}<br>→ {pred}" if true != pred else f"#{i} {true} ✓"
+    # Two short lines per title: eight one-line titles run into each other on a 1024-px window.
+    titles = [f"#{i} {true}<br>→ {pred}" if true != pred else f"#{i}<br>{true} ✓"
               for i, (true, pred) in enumerate(zip(view.true, view.predicted))]
     spec = model_figures.grid_spec(list(view.images), titles, columns=COLUMNS, highlighted=view.hard,
-                                   title_height=40 if wrong else 24)
+                                   title_height=40)
     st.markdown("**The batch** — title: true class → prediction (✓ when right)")
     st.plotly_chart(figures.figure(spec), config=figures.CHART_CONFIG, theme=None, key="hm:batch_grid")
-    mixed_titles = [f"#{i} ← #{p} · λ {lam:.2f}" if p != i else f"#{i} unmixed"
+    mixed_titles = [f"#{i} ← #{p}<br>λ {lam:.2f}" if p != i else f"#{i}<br>unmixed"
                     for i, (p, lam) in enumerate(zip(view.partner, view.lam))]
     from_pool = [view.hard[p] and p != i for i, p in enumerate(view.partner)]
-    spec = model_figures.grid_spec(list(view.mixed), mixed_titles, columns=COLUMNS, highlighted=None)
+    spec = model_figures.grid_spec(list(view.mixed), mixed_titles, columns=COLUMNS, highlighted=None,
+                                   title_height=40)
     st.markdown("**The mixes** — `#i ← #p`: sample i with a box pasted from sample p; λ = i's share of the label "
                 "(the mask's mean)")
     st.plotly_chart(figures.figure(spec), config=figures.CHART_CONFIG, theme=None, key="hm:mix_grid")
