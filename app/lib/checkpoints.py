@@ -15,6 +15,7 @@ of another session in that window would feed them. Hold :attr:`LoadedModel.lock`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -112,15 +113,32 @@ class LoadFailure:
 # ----------------------------------------------------------------------------------------------- the folder
 
 
+def load_manifest(folder: Path) -> tuple[Any, str | None]:
+    """The parsed ``manifest.json`` of `folder` (None when absent or unreadable) and a note when it cannot be
+    read. Parsed once per version of the file (keyed on its modification time and size): every page run
+    reads it, for the checkpoint menu and for the shipped studies. Callers must not change what it returns."""
+    path = folder / "manifest.json"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None, None
+    return _parse_manifest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_manifest(path: str, mtime_ns: int, size: int) -> tuple[Any, str | None]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, f"{path} could not be read ({error}); the files are listed without it."
+
+
 def read_manifest(folder: Path) -> tuple[dict[str, dict], str | None]:
     """File name → manifest entry, and a note when the manifest exists but cannot be used."""
     path = folder / "manifest.json"
-    if not path.is_file():
-        return {}, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return {}, f"{path} could not be read ({error}); the files are listed without it."
+    data, note = load_manifest(folder)
+    if data is None:
+        return {}, note
     entries = data.get("checkpoints", data.get("entries")) if isinstance(data, dict) else data
     if not isinstance(entries, list):
         return {}, f"{path} is not a list of entries with a 'file' each; the files are listed without it."

@@ -50,8 +50,7 @@ def cached_param_sweep_spec(method: str, pair_key: str, alpha: float, seed: int,
     if sweep is None:
         return None
     start = 0 if card_value is None else int(np.argmin(np.abs(sweep.values - card_value)))
-    symbol = {"sigma": "σ", "tau": "τ", "decay": "δ", "sharpen": "k", "border": "k", "k_max": "k_max"}.get(
-        sweep.name, sweep.name)
+    symbol = {"sigma": "σ", "tau": "τ", "decay": "δ", "sharpen": "k", "border": "k"}.get(sweep.name, sweep.name)
     labels = [f"{v:g}" if float(v).is_integer() else f"{v:.2f}" for v in sweep.values]
     captions = [f"{symbol} = {label} → effective λ {e:.2f}" for label, e in zip(labels, sweep.lams)]
     return _spec(sweep, labels, captions, start, symbol)

@@ -7,11 +7,12 @@ show them as a starting point before the user runs anything. Nothing here recomp
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .checkpoints import load_manifest
 
 __all__ = ["Column", "ShippedStudy", "shipped_study", "study_table"]
 
@@ -35,20 +36,12 @@ class ShippedStudy:
     spread_rule: str
 
 
-def _manifest(folder: Path) -> dict | None:
-    path = folder / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None  # the checkpoint menu says what is wrong with the manifest
-    return data if isinstance(data, dict) else None
-
-
 def shipped_study(folder: Path, name: str) -> ShippedStudy | None:
     """The `name` study ("robustness" or "occlusion") of the manifest in `folder`, or None when the manifest
     has no per-method table for it."""
-    manifest = _manifest(folder)
-    report = (manifest or {}).get("reports", {}).get(name)
+    manifest, _ = load_manifest(folder)  # the checkpoint menu says what is wrong with an unreadable one
+    reports = manifest.get("reports") if isinstance(manifest, dict) else None
+    report = reports.get(name) if isinstance(reports, dict) else None
     if not isinstance(report, dict) or not isinstance(report.get("methods"), list) or not report["methods"]:
         return None
     return ShippedStudy(command=str(report.get("command", "")), methods=report["methods"],

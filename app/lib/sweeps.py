@@ -99,8 +99,12 @@ def _run(method: str, images: torch.Tensor, replay: dict, n: int, alpha: float, 
     extra = {"logits": torch.tensor([HARDMIX_LOGITS[0]] * n + [HARDMIX_LOGITS[1]] * n)} \
         if mixer.method.info.needs_logits else {}
     out = mixer(stacked, labels, params=repeated, **extra)
-    mixed = (out.images[:n].clamp(0, 1).permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
-    return out.mask[:n, 0], mixed, out.lam[:n]
+    return out.mask[:n, 0], _pixels(out.images[:n]), out.lam[:n]
+
+
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] in [0, 1] → [N, H, W, C] uint8, as the sweep's frames are encoded."""
+    return (images.clamp(0, 1).permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
 
 
 def lam_sweep(method: str, images: torch.Tensor, replay: dict, *, alpha: float, params: dict,
@@ -158,9 +162,9 @@ def _batch_level_sweep(method: str, images: torch.Tensor, name: str, values: np.
                            generator=torch.Generator().manual_seed(seed), **chosen)
         out = mixer(images, torch.tensor(LABELS), lam=lam)
         masks.append(out.mask[0, 0])
-        mixed.append((out.images[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8))
+        mixed.append(out.images[0])
         effective.append(out.lam[0])
-    return Sweep(name, values, torch.stack(masks).numpy(), torch.stack(mixed).numpy(),
+    return Sweep(name, values, torch.stack(masks).numpy(), _pixels(torch.stack(mixed)).numpy(),
                  torch.stack(effective).numpy())
 
 

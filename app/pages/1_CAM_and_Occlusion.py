@@ -37,7 +37,7 @@ from app.lib.cam_view import (  # noqa: E402
     ratio,
     true_class_index,
 )
-from app.lib.checkpoints import LoadedModel, choose_checkpoints  # noqa: E402
+from app.lib.checkpoints import LoadedModel, checkpoint_folder, choose_checkpoints  # noqa: E402
 from app.lib.probe_image import ProbeImage, choose_probe_image  # noqa: E402
 
 torch.set_num_threads(1)  # small batches; on a shared machine one thread does not fight other processes
@@ -224,14 +224,14 @@ def sensitivity_section(models: list[LoadedModel], image: ProbeImage, target: st
 
 def shipped_section() -> None:
     """The occlusion study of every shipped seed, from the manifest: what one image cannot show."""
-    from app.lib.checkpoints import checkpoint_folder
     from app.lib.shipped_studies import Column, shipped_study, study_table
 
     study = shipped_study(checkpoint_folder(), "occlusion")
     if study is None:
         return
     with st.expander("The occlusion study of the shipped checkpoints (every seed)", expanded=False):
-        kind = st.radio("Occluder", ["solid", "translucent", "smooth"], horizontal=True, key="cam:study-kind")
+        kinds = list(dict.fromkeys(row.get("kind") for row in study.methods if row.get("kind")))  # as studied
+        kind = st.radio("Occluder", kinds, horizontal=True, key="cam:study-kind")
         columns = [Column("occluded acc %", "occluded_accuracy"), Column("flips %", "flip_rate"),
                    Column("latching", "latching", 1, 2), Column("latching, no occluder", "latching_clean", 1, 2),
                    Column("faithfulness", "faithfulness", 1, 3)]

@@ -208,6 +208,9 @@ class Trainer:
                                     check_values=False,  # labels are checked once below, not every step
                                     **settings.method_params, **self.implied_params)
         self.needs_logits = self.mixer is not None and msda.methods_info()[settings.method].needs_logits
+        # What --hardness memory rebuilds logits for: HardMix's own `hardness` criterion (loss or misclassified).
+        self.memory_criterion = (settings.method_params.get("hardness", self.mixer.method.info.param("hardness")
+                                                            .default) if self.needs_logits else None)
         # MiAMix self-mixing pairs a sample with "two distinct random data augmentations" of itself
         # (miamix.md §3.2): a second, independent pass of the training augmentation over the un-augmented
         # batch. Without augmentation (--augment none) MiAMix makes its own random view instead.
@@ -343,9 +346,7 @@ class Trainer:
         num_classes = self.info["num_classes"]
         # Memory: logits rebuilt from each sample's previous visit (its prediction on its mixed image then);
         # unseen samples count as correctly classified with loss 0.
-        default = msda.methods_info()["hardmix"].param("hardness").default
-        hardness = self.settings.method_params.get("hardness", default)
-        if hardness == "loss":
+        if self.memory_criterion == "loss":
             # true-class logit −loss, others 0: the cross-entropy against the label increases with the loss
             return -F.one_hot(labels, num_classes).float() * self.memory_loss[index, None]
         remembered = self.memory_pred[index]
