@@ -5,6 +5,7 @@ The λ convention is stated once, in :mod:`msda.mixing`: ``mask`` is the weight 
 """
 
 from . import methods as _methods  # noqa: F401  (registers every method)
+from . import guidance
 from .mixing import Mixer, MixOutput, soft_cross_entropy, soft_targets
 from .registry import MethodInfo, Param, mask_functions, method_names, methods_info
 

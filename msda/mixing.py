@@ -37,7 +37,7 @@ from torch import Tensor
 from . import _random
 from ._checks import (check_generator, check_images, check_int, check_real, check_values_in, describe,
                       same_device)
-from .registry import Batch, get_method
+from .registry import GUIDANCE, Batch, get_method
 
 REPLAY_KEYS = ("method", "lam", "partner", "mixed")
 """Keys of ``MixOutput.params`` that belong to the call rather than to the method's parameters."""
@@ -97,12 +97,17 @@ class Mixer:
         **params: the method's parameters (``msda.methods_info()[method].params``), each a number or a
             per-sample tensor, pinning what would otherwise be sampled.
 
-    Call it as ``out = mixer(images, labels, *, lam=None, logits=None, images_b=None, params=None)``:
+    Call it as ``out = mixer(images, labels, *, lam=None, logits=None, saliency=None, cams=None, images_b=None,
+    params=None)``:
 
         images: [B, C, H, W] floating point.
         labels: [B] int class indices or [B, K] soft labels.
         lam: optional requested λ per sample ([B] tensor or a number).
         logits: [B, K] the model's predictions on ``images`` (required by hardmix unless its pool is given).
+        saliency: [B, H, W] non-negative saliency of each image (puzzlemix;
+            :func:`msda.guidance.input_gradient_saliency`).
+        cams: [B, h, w] non-negative class activation maps of each image for its own label, at any resolution
+            (snapmix, attentive_cutmix; :func:`msda.guidance.class_activation_maps`).
         images_b: [B, C, H, W] a second, differently augmented view (used by miamix self-mixing).
         params: the ``params`` of an earlier :class:`MixOutput` of this method on a batch of the same size and
             device: the call draws nothing and reproduces that mix (replay). Excludes ``lam``.
@@ -137,8 +142,8 @@ class Mixer:
                 f"label_smoothing={self.label_smoothing:g}{extra})")
 
     def __call__(self, images: Tensor, labels: Tensor, *, lam: Tensor | float | None = None,
-                 logits: Tensor | None = None, images_b: Tensor | None = None,
-                 params: Mapping | None = None) -> MixOutput:
+                 logits: Tensor | None = None, saliency: Tensor | None = None, cams: Tensor | None = None,
+                 images_b: Tensor | None = None, params: Mapping | None = None) -> MixOutput:
         images = check_images(images)
         batch_size, device = images.shape[0], images.device
         generator = check_generator(self.generator, device)
@@ -150,9 +155,14 @@ class Mixer:
             if lam is not None:
                 raise ValueError("pass lam or params, not both: params already hold the λ of the mix they replay")
             replay, method_params = self._check_replay(params, batch_size, device)
+        self._check_needs(method_params, batch_size, images.shape[-2:],
+                          logits=logits, saliency=saliency, cams=cams)
         logits = self._check_logits(logits, batch_size, device, method_params)
+        saliency = self._check_map("saliency", saliency, images, full_size=True)
+        cams = self._check_map("cams", cams, images, full_size=False)
         images_b = self._check_second_view(images_b, images)
-        batch = Batch(images=images, targets=targets, logits=logits, images_b=images_b)
+        batch = Batch(images=images, targets=targets, logits=logits, images_b=images_b, saliency=saliency,
+                      cams=cams)
 
         if replay is None:
             lam_pinned = None if lam is None else self._pinned_lam(lam, batch_size, device)
@@ -226,12 +236,38 @@ class Mixer:
         value = check_real("lam", lam, low=0.0, high=1.0)
         return torch.full((batch_size,), value, device=device)
 
+    def _check_needs(self, params: dict, batch_size: int, size, **given) -> None:
+        """A call without a model-derived input the method needs is refused, naming what to pass."""
+        for need in self.method.needs(params):
+            if given.get(need) is None:
+                shape = {"logits": f"[{batch_size}, {self.num_classes}]",
+                         "saliency": f"[{batch_size}, {size[0]}, {size[1]}]", "cams": f"[{batch_size}, h, w]"}[need]
+                raise ValueError(f"{self.name} needs {need}: pass {GUIDANCE[need]} of shape {shape}")
+
+    def _check_map(self, name: str, value, images: Tensor, *, full_size: bool) -> Tensor | None:
+        """A saliency or CAM input: [B, H, W] (or [B, h, w] for CAMs), floating point, on the images' device,
+        finite and non-negative (values checked when ``check_values``)."""
+        if value is None:
+            return None
+        batch_size, height, width = images.shape[0], *images.shape[-2:]
+        expected = f"[{batch_size}, {height}, {width}]" if full_size else f"[{batch_size}, h, w]"
+        if not isinstance(value, Tensor) or value.ndim != 3 or value.shape[0] != batch_size \
+                or (full_size and tuple(value.shape[1:]) != (height, width)) or min(value.shape) == 0:
+            raise ValueError(f"{name} must be a tensor of shape {expected}, got {describe(value)}")
+        if not value.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got dtype {value.dtype}")
+        if not same_device(value.device, images.device):
+            raise ValueError(f"{name} is on {value.device} but images are on {images.device}")
+        value = value.detach().float()
+        if self.check_values:
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} must be finite, got {describe(value)} with NaN or infinite values")
+            if bool((value < 0).any()):
+                raise ValueError(f"{name} must be non-negative, got a minimum of {value.min().item():g}")
+        return value
+
     def _check_logits(self, logits, batch_size: int, device, params: dict) -> Tensor | None:
         if logits is None:
-            if self.method.needs_logits(params):
-                raise ValueError(
-                    f"{self.name} needs logits: pass logits=model(images) of shape [{batch_size}, {self.num_classes}]"
-                )
             return None
         if not isinstance(logits, Tensor) or logits.shape != (batch_size, self.num_classes):
             raise ValueError(

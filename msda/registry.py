@@ -123,9 +123,27 @@ class MethodInfo:
     area_param: str | None = None  # the parameter that, pinned, decides the mask's area: the requested λ is then unused
     mask_only: bool = True  # True: mixed = mask·x + (1 − mask)·x_partner exactly
     mixes_labels: bool = True  # False: the label stays the sample's own (cutout)
-    needs_logits: bool = False
+    label_weight: str = "area"  # how the own label's weight is set: "area" (the mask's mean) or "cam" (SnapMix)
+    needs: tuple[str, ...] = ()  # the model-derived inputs a call needs, from GUIDANCE: logits, saliency, cams
     image_free_mask: bool = True  # True: listed in msda.MASKS
     notes: str = ""
+
+    def __post_init__(self):
+        unknown = [need for need in self.needs if need not in GUIDANCE]
+        if unknown:
+            raise ValueError(f"{self.name}: unknown needs {unknown}; allowed: {', '.join(GUIDANCE)}")
+        if self.label_weight not in ("area", "cam"):
+            raise ValueError(f"{self.name}: label_weight must be 'area' or 'cam', got {self.label_weight!r}")
+
+    @property
+    def needs_logits(self) -> bool:
+        """Whether the method needs the model's logits (HardMix)."""
+        return "logits" in self.needs
+
+    @property
+    def model_guided(self) -> bool:
+        """Whether the mask or the label weight comes from the model (saliency or CAMs), not from λ and pixels."""
+        return any(need in ("saliency", "cams") for need in self.needs)
 
     @property
     def url(self) -> str | None:
@@ -141,7 +159,17 @@ class MethodInfo:
         out = asdict(self)
         out["params"] = [p.to_dict() for p in self.params]
         out["url"] = self.url
+        out["needs_logits"] = self.needs_logits
         return out
+
+
+GUIDANCE: dict[str, str] = {
+    "logits": "logits=model(images)",
+    "saliency": "saliency=msda.guidance.input_gradient_saliency(model, images, labels)",
+    "cams": "cams=msda.guidance.class_activation_maps(model, images, labels)",
+}
+"""The model-derived inputs a method may need (``MethodInfo.needs``), each with the call that makes it. They come into
+:class:`~msda.mixing.Mixer` calls as tensors — a mixer never runs the model itself."""
 
 
 @dataclass
@@ -152,6 +180,8 @@ class Batch:
     targets: Tensor  # [B, K] soft labels, rows sum to 1
     logits: Tensor | None = None  # [B, K], the model's predictions on `images`
     images_b: Tensor | None = None  # [B, C, H, W], a second view of `images`
+    saliency: Tensor | None = None  # [B, H, W] non-negative, e.g. the input-gradient norm (PuzzleMix)
+    cams: Tensor | None = None  # [B, h, w] non-negative class activation maps for each sample's label
 
     @property
     def size(self) -> int:
@@ -196,9 +226,14 @@ class Method:
         """Reject unknown names and out-of-range pinned values; returns the checked params."""
         return check_params(self.info, params)
 
+    def needs(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The model-derived inputs (:data:`GUIDANCE` names) a call with these (checked) params needs: the
+        method's ``info.needs`` less those the params already pin (a replay needs no model)."""
+        return tuple(need for need in self.info.needs if need not in params)
+
     def needs_logits(self, params: Mapping[str, Any]) -> bool:
         """Whether a call with these (checked) params needs the model's logits."""
-        return self.info.needs_logits
+        return "logits" in self.needs(params)
 
     def reader(self, batch: Batch, generator: torch.Generator | None, params: dict) -> ParamReader:
         """A :class:`ParamReader` over checked params for this batch."""

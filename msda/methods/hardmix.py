@@ -36,7 +36,7 @@ INFO = MethodInfo(
           'Data Augmentation", Journal of Autonomous Intelligence 2024',
     arxiv=None,
     default_alpha=1.0,
-    needs_logits=True,
+    needs=("logits",),
     image_free_mask=False,
     params=CUTMIX_INFO.params + (
         Param("hardness", "how the hard pool is chosen: misclassified samples, or the highest-loss fraction",
@@ -79,8 +79,8 @@ def hard_partners(hard: Tensor, *, generator: torch.Generator | None) -> Tensor:
 
 
 class HardMix(MaskMethod):
-    def needs_logits(self, params) -> bool:
-        return "hard" not in params
+    def needs(self, params) -> tuple[str, ...]:
+        return () if "hard" in params else ("logits",)
 
     def _hard(self, batch, read) -> Tensor:
         """The pinned pool, else the one the logits define."""

@@ -207,7 +207,11 @@ class Trainer:
                                         settings.seed * 1000 + 500 + self.rank),
                                     check_values=False,  # labels are checked once below, not every step
                                     **settings.method_params, **self.implied_params)
-        self.needs_logits = self.mixer is not None and msda.methods_info()[settings.method].needs_logits
+        needs = msda.methods_info()[settings.method].needs if self.mixer is not None else ()
+        self.needs_logits = "logits" in needs
+        # PuzzleMix's saliency and the CAMs of SnapMix / Attentive CutMix come from the model being trained:
+        # one extra forward and backward (saliency) or one extra no-grad forward (CAMs) on the clean batch.
+        self.guidance = tuple(need for need in needs if need != "logits")
         # What --hardness memory rebuilds logits for: HardMix's own `hardness` criterion (loss or misclassified).
         self.memory_criterion = (settings.method_params.get("hardness", self.mixer.method.info.param("hardness")
                                                             .default) if self.needs_logits else None)
@@ -314,7 +318,7 @@ class Trainer:
                 images_b = images_b.contiguous(memory_format=torch.channels_last)
         if self.mixer is not None:
             logits = self._memory_or_forward_logits(index, images, labels)
-            out = self.mixer(images, labels, logits=logits, images_b=images_b)
+            out = self.mixer(images, labels, logits=logits, images_b=images_b, **self._guidance(images, labels))
             inputs, targets = out.images, out.targets
         else:
             inputs = images
@@ -335,6 +339,17 @@ class Trainer:
             correct = (logits.argmax(1) == targets.argmax(1)).sum()
             self.running += torch.stack([loss.detach().double() * count, correct.double(),
                                          torch.tensor(float(count), dtype=torch.float64, device=self.device)])
+
+    def _guidance(self, images: Tensor, labels: Tensor) -> dict:
+        """The model-derived inputs the mixer needs (msda.guidance), from the model in training mode with its
+        batch-norm running statistics untouched: the extra pass must not count as training data."""
+        out = {}
+        with frozen_batchnorm_statistics(self.model), self._autocast():
+            if "saliency" in self.guidance:
+                out["saliency"] = msda.guidance.input_gradient_saliency(self.model, images, labels)
+            if "cams" in self.guidance:
+                out["cams"] = msda.guidance.class_activation_maps(self.model, images, labels)
+        return out
 
     def _memory_or_forward_logits(self, index, images, labels) -> Tensor | None:
         """Logits for HardMix's pairing: an extra forward (hardmix.md Alg. 1 line 7), or from memory."""
