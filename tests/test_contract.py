@@ -10,7 +10,7 @@ import torch
 
 import msda
 from msda.distributions import Distribution
-from conftest import make_generator
+from conftest import guidance, make_generator, method_cases
 
 NUM_CLASSES = 5
 
@@ -25,10 +25,10 @@ def make_batch(device, batch=6, height=20, width=28, seed=1, dtype=torch.float32
 
 def run(method, images, labels, logits, seed=0, lam=None, **kwargs):
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, generator=make_generator(images.device, seed), **kwargs)
-    return mixer(images, labels, lam=lam, logits=logits)
+    return mixer(images, labels, lam=lam, **guidance(method, images, logits=logits))
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_output_shapes_dtypes_devices_and_ranges(method, device):
     images, labels, logits = make_batch(device)
     out = run(method, images, labels, logits)
@@ -47,7 +47,7 @@ def test_output_shapes_dtypes_devices_and_ranges(method, device):
     assert torch.isfinite(out.images).all()
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_same_seed_same_output_and_different_seed_different_output(method, device):
     images, labels, logits = make_batch(device)
     first, again = run(method, images, labels, logits, seed=3), run(method, images, labels, logits, seed=3)
@@ -57,17 +57,22 @@ def test_same_seed_same_output_and_different_seed_different_output(method, devic
     assert not torch.equal(first.mask, other.mask) or not torch.equal(first.images, other.images)
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_label_weight_is_the_effective_mask_area(method, device):
     images, labels, logits = make_batch(device)
     out = run(method, images, labels, logits)
-    if msda.methods_info()[method].mixes_labels:
-        assert torch.allclose(out.lam, out.mask.mean((1, 2, 3)), atol=1e-6)
-    else:
+    info = msda.methods_info()[method]
+    if not info.mixes_labels:
         assert torch.equal(out.lam, torch.ones_like(out.lam))
+    elif info.label_weight == "area":
+        assert torch.allclose(out.lam, out.mask.mean((1, 2, 3)), atol=1e-6)
+    else:  # SnapMix: the CAM share, a weight in [0, 1]; where nothing is pasted the own label stays whole
+        assert ((0 <= out.lam) & (out.lam <= 1)).all()
+        unmixed = (out.mask == 1).flatten(1).all(1)
+        assert torch.equal(out.lam[unmixed], torch.ones_like(out.lam[unmixed]))
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_targets_follow_the_formula(method, device):
     images, labels, logits = make_batch(device)
     out = run(method, images, labels, logits)
@@ -76,7 +81,7 @@ def test_targets_follow_the_formula(method, device):
     assert torch.allclose(out.targets, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", [m for m in msda.METHODS if msda.methods_info()[m].mask_only])
+@pytest.mark.parametrize("method", method_cases([m for m in msda.METHODS if msda.methods_info()[m].mask_only]))
 def test_images_follow_the_formula_for_masking_methods(method, device):
     images, labels, logits = make_batch(device)
     out = run(method, images, labels, logits)
@@ -84,7 +89,7 @@ def test_images_follow_the_formula_for_masking_methods(method, device):
     assert torch.allclose(out.images, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_inputs_are_never_modified(method, device):
     images, labels, logits = make_batch(device)
     kept = images.clone(), labels.clone(), logits.clone()
@@ -93,7 +98,7 @@ def test_inputs_are_never_modified(method, device):
     assert out.images.data_ptr() != images.data_ptr()
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_samples_vary_within_a_batch(method, device):
     images, labels, logits = make_batch(device, batch=8)
     out = run(method, images, labels, logits)
@@ -103,7 +108,7 @@ def test_samples_vary_within_a_batch(method, device):
         assert out.lam.unique().numel() > 1
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 17, 33), (2, 64, 48)])
 def test_edge_sizes_work(method, shape, device):
     batch, height, width = shape
@@ -113,19 +118,19 @@ def test_edge_sizes_work(method, shape, device):
     assert torch.allclose(out.targets.sum(1), torch.ones(batch, device=device), atol=1e-6)
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_large_images_work(method, device):
     images, labels, logits = make_batch(device, batch=2, height=512, width=512)
     out = run(method, images, labels, logits)
     assert out.images.shape == images.shape and torch.isfinite(out.mask).all()
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 @pytest.mark.parametrize("lam", [0.0, 1.0])
 def test_lambda_at_the_ends(method, lam, device):
     images, labels, logits = make_batch(device)
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, generator=make_generator(device))
-    out = mixer(images, labels, lam=lam, logits=logits)
+    out = mixer(images, labels, lam=lam, **guidance(method, images, logits=logits))
     assert torch.isfinite(out.images).all() and torch.isfinite(out.lam).all()
     info = msda.methods_info()[method]
     if lam == 1.0 and info.uses_lam and info.mixes_labels:
@@ -158,7 +163,7 @@ def test_a_pinned_area_param_makes_the_mask_independent_of_lambda(method, device
     assert torch.equal(low.mask, high.mask) and torch.equal(low.lam, high.lam)
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_images(method, dtype, device):
     images, labels, logits = make_batch(device, dtype=dtype)
@@ -167,7 +172,7 @@ def test_half_precision_images(method, dtype, device):
     assert out.mask.dtype == torch.float32
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_prob_zero_returns_the_batch_unchanged(method, device):
     images, labels, logits = make_batch(device)
     out = run(method, images, labels, logits, prob=0.0)
@@ -190,7 +195,7 @@ def test_methods_info_covers_the_registry():
         json.dumps(entry.to_dict())  # the app and the docs read it as data
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_random_params_have_their_law_as_data(method):
     for param in msda.methods_info()[method].params:
         if param.default is None:
@@ -204,17 +209,17 @@ def test_random_params_have_their_law_as_data(method):
 
 # ---------------------------------------------------------------- replay
 
-def replay_kwargs(method, logits):
-    return {"logits": logits} if msda.methods_info()[method].needs_logits else {}
+def replay_kwargs(method, images, logits):
+    return guidance(method, images, logits=logits)
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 @pytest.mark.parametrize("prob", [1.0, 0.5])
 def test_params_replay_the_mix_bit_for_bit(method, prob, device):
     images, labels, logits = make_batch(device, batch=8)
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, prob=prob, generator=make_generator(device, 7))
-    out = mixer(images, labels, **replay_kwargs(method, logits))
-    # Another generator state: a replay draws nothing, so it must not matter. HardMix needs no logits.
+    out = mixer(images, labels, **replay_kwargs(method, images, logits))
+    # Another generator state: a replay draws nothing, so it must not matter. No model input is needed.
     other = msda.Mixer(method, num_classes=NUM_CLASSES, prob=prob, generator=make_generator(device, 99))
     again = other(images, labels, params=out.params)
     for name in ("images", "mask", "targets", "lam", "partner"):
@@ -222,7 +227,7 @@ def test_params_replay_the_mix_bit_for_bit(method, prob, device):
     assert again.params.keys() == out.params.keys()
 
 
-@pytest.mark.parametrize("method", msda.METHODS)
+@pytest.mark.parametrize("method", method_cases(msda.METHODS))
 def test_params_hold_every_random_parameter(method, device):
     images, labels, logits = make_batch(device)
     out = run(method, images, labels, logits)

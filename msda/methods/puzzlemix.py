@@ -194,6 +194,9 @@ class PuzzleMix(Method):
         size, height, width = batch.size, *images.shape[-2:]
         blocks = self._blocks(read, height, width, generator, batch.device)
         n_labels, transport = read.value("n_labels"), read.value("transport")
+        # Read every setting up front, so a replay (labelling and plans pinned) returns the same params.
+        weights = {name: read.value(name) for name in ("beta", "gamma", "eta", "neigh_size")}
+        t_eps = read.value("t_eps")
         saliency = None
         if read.pinned("saliency") or batch.saliency is not None:
             saliency = read.value("saliency") if read.pinned("saliency") else read.record("saliency", batch.saliency)
@@ -208,8 +211,7 @@ class PuzzleMix(Method):
             grid = normalised_grid(saliency, blocks)
             unary, edge_v, edge_h = labelling_problem(
                 grid, grid[partner], images.float(), images[partner].float(), lam, blocks=blocks, n_labels=n_labels,
-                beta=read.value("beta"), gamma=read.value("gamma"), eta=read.value("eta"),
-                neigh_size=read.value("neigh_size"))
+                **weights)
             labels = solve_labelling(unary, edge_v, edge_h)
             labelling = read.record("labelling", 1.0 - labels.float() / (n_labels - 1))
             read.derive("saliency_grid", grid)
@@ -227,7 +229,7 @@ class PuzzleMix(Method):
                     plans[name] = _pinned_tensor(read, name, (size, side * side), "long").to(batch.device)
                 else:
                     grid = normalised_grid(saliency if rows is None else saliency[rows], side)
-                    plans[name] = read.record(name, transport_plan(visible, grid, eps=read.value("t_eps"),
+                    plans[name] = read.record(name, transport_plan(visible, grid, eps=t_eps,
                                                                    iterations=iterations))
             own = move_blocks(images, plans["plan_own"], side)
             other = move_blocks(images[partner], plans["plan_partner"], side)
