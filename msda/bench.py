@@ -136,6 +136,11 @@ def main(argv=None) -> dict:
     images = torch.rand(args.batch, 3, args.size, args.size, device=device, generator=g)
     labels = torch.randint(0, args.num_classes, (args.batch,), device=device, generator=g)
     logits = torch.randn(args.batch, args.num_classes, device=device, generator=g)
+    # The model-derived inputs as a training step would pass them (ResNet-50 at 224 px: a 7 × 7 CAM); their own
+    # cost (an extra backward for PuzzleMix's saliency, an extra forward for CAMs) is in msda.bench_train.
+    guidance = {"logits": logits,
+                "saliency": torch.rand(args.batch, args.size, args.size, device=device, generator=g),
+                "cams": torch.rand(args.batch, 7, 7, device=device, generator=g)}
 
     cpu = platform.processor() or platform.machine()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu}, {os.cpu_count()} cores"
@@ -149,7 +154,8 @@ def main(argv=None) -> dict:
     calls = {}
     for method in args.methods:
         mixer = msda.Mixer(method, num_classes=args.num_classes, generator=g)
-        calls[method] = (none, lambda _, mixer=mixer: mixer(images, labels, logits=logits))
+        inputs = {need: guidance[need] for need in msda.methods_info()[method].needs}
+        calls[method] = (none, lambda _, mixer=mixer, inputs=inputs: mixer(images, labels, **inputs))
     peers_calls = peer_calls(images, labels, args.num_classes)
     measured = interleaved_medians({**calls, **peers_calls}, device, args.repeats)
     ours = {name: measured[name] for name in calls}

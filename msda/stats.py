@@ -151,7 +151,7 @@ def object_visibility(mask: Tensor, object_masks: Tensor, partner: Tensor) -> tu
 
 
 def invisible_label_share(out, object_masks: Tensor, *, weight: float = 0.25, visible: float = 0.1,
-                          partner_visibility: Tensor | None = None) -> Tensor:
+                          partner_visibility: Tensor | None = None, own_visibility: Tensor | None = None) -> Tensor:
     """The share of mixed samples that give at least `weight` of their label to an object less than `visible`
     visible: a float32 scalar in [0, 1].
 
@@ -166,7 +166,9 @@ def invisible_label_share(out, object_masks: Tensor, *, weight: float = 0.25, vi
         weight: label-weight threshold in (0, 1].
         visible: visibility threshold in (0, 1].
         partner_visibility: [B] overrides the partner's visibility where the partner is not cut by the mask —
-            ResizeMix pastes the whole (shrunk) partner, so pass ones for it.
+            ResizeMix pastes the whole (shrunk) partner, so pass ones for it; SnapMix pastes another box of it.
+        own_visibility: [B] overrides the own object's visibility where the own image was rearranged before the
+            mask (PuzzleMix's transport).
     """
     weight = check_real("weight", weight, low=0.0, high=1.0, low_open=True)
     visible = check_real("visible", visible, low=0.0, high=1.0, low_open=True)
@@ -177,6 +179,10 @@ def invisible_label_share(out, object_masks: Tensor, *, weight: float = 0.25, vi
             raise ValueError(f"partner_visibility must be a tensor of shape [{own.shape[0]}], "
                              f"got {describe(partner_visibility)}")
         other = partner_visibility.to(own)
+    if own_visibility is not None:
+        if not isinstance(own_visibility, Tensor) or own_visibility.shape != own.shape:
+            raise ValueError(f"own_visibility must be a tensor of shape [{own.shape[0]}], got {describe(own_visibility)}")
+        own = own_visibility.to(own)
     lam = lam.float()
     own_bad = (lam >= weight) & (own < visible)
     partner_bad = (1.0 - lam >= weight) & (other < visible)

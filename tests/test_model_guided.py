@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import msda
+import msda.stats
 from conftest import make_generator, needs_gco
 from msda._graphcut import labelling_energy, labelling_problem, normalised_grid, solve_labelling
 from msda.methods.attentive_cutmix import top_cells
@@ -336,3 +337,36 @@ def test_a_missing_gco_says_how_to_install_it(monkeypatch):
         msda.Mixer("puzzlemix", num_classes=2, transport=False)(
             torch.rand(2, 3, 8, 8), torch.zeros(2, dtype=torch.long), saliency=torch.rand(2, 8, 8))
     assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------- invisible labels (msda.data.shapes_report)
+
+def test_snapmix_partner_visibility_is_its_object_inside_the_cut_box():
+    from msda.data.shapes_report import _visibility
+
+    images, labels = images_and_labels(torch.device("cpu"), batch=4, size=16)
+    objects = torch.zeros(4, 1, 16, 16)
+    objects[:, :, 4:12, 4:12] = 1
+    out = msda.Mixer("snapmix", num_classes=4, generator=make_generator(torch.device("cpu")))(
+        images, labels, lam=0.5, cams=torch.rand(4, 4, 4))
+    seen = _visibility("snapmix", out, objects)["partner_visibility"]
+    for b in range(4):
+        x0, y0, x1, y1 = out.details["box_partner"][b].long().tolist()
+        expected = objects[out.partner[b], 0, y0:y1, x0:x1].sum() / 64 if (out.mask[b] < 1).any() else 0.0
+        assert seen[b].item() == pytest.approx(float(expected))
+
+
+@needs_gco
+def test_puzzlemix_visibility_follows_the_transported_objects():
+    from msda.data.shapes_report import _visibility
+
+    images, labels = images_and_labels(torch.device("cpu"), batch=4)
+    objects = (torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    out = msda.Mixer("puzzlemix", num_classes=4, generator=make_generator(torch.device("cpu")))(
+        images, labels, saliency=torch.rand(4, 32, 32))
+    identity = dict(out.params, plan_own=torch.arange(out.params["plan_own"].shape[1]).expand(4, -1).contiguous(),
+                    plan_partner=torch.arange(out.params["plan_own"].shape[1]).expand(4, -1).contiguous())
+    still = msda.Mixer("puzzlemix", num_classes=4)(images, labels, params=identity)
+    moved = _visibility("puzzlemix", still, objects)
+    own, partner = msda.stats.object_visibility(still.mask, objects, still.partner)
+    assert torch.allclose(moved["own_visibility"], own) and torch.allclose(moved["partner_visibility"], partner)
