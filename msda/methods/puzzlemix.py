@@ -19,8 +19,8 @@ paper). The mixer never runs the model.
    pay +1 and choose again, for ``transport_iters`` rounds (default t). This project then hands the targets no
    block won to the blocks that won none, in index order, so the plan is a permutation and every block of the
    image appears exactly once (the official code leaves such targets black). In a contest only the blocks that
-   chose the target compete (the official code's column minimum also counts blocks that did not, which can leave
-   a target unassigned on a tie). ``transport=False`` is the mask-only variant.
+   chose the target compete, as in the paper's Algorithm 1 (non-claimants cost a large v there; the official
+   code's column minimum counts them as 0, which can leave a target unassigned on a tie). ``transport=False`` is the mask-only variant.
 
 The mixed image is ``mask ⊙ T_own(x) + (1 − mask) ⊙ T_partner(x_p)``, the mask the labelling upsampled (nearest),
 and the label weight is the mask's mean, as always. Images whose sides are not multiples of the grid get blocks
