@@ -28,7 +28,8 @@ from torch import Tensor
 
 from .stats import compare
 
-__all__ = ["INTERVAL_NOTE", "by_method", "ci_text", "verdict_table", "vs_baseline", "with_replication"]
+__all__ = ["INTERVAL_NOTE", "by_method", "ci_text", "formatted", "method_table", "metrics_records", "per_item_mean",
+           "verdict_table", "vs_baseline", "wants_method_table", "with_replication"]
 
 INTERVAL_NOTE = ("Intervals are 95 % paired bootstrap intervals over seeds and test images (analysis.stats.compare); "
                  "a verdict against `none` is \"better\" or \"worse\" only when the difference's Holm-corrected "
@@ -126,11 +127,10 @@ def ci_text(mean: float, low: float, high: float, *, scale: float = 1.0, digits:
 
 
 def per_item_mean(values: Tensor, copies: int) -> Tensor:
-    """[..., items·copies] → [..., items]: each item's mean over its `copies` consecutive values (NaN-aware:
-    an item whose copies are all NaN stays NaN). The occlusion study's items are images, each with several
-    occluded copies that share the image's difficulty, so the bootstrap resamples images, not copies."""
-    values = values.double().reshape(*values.shape[:-1], -1, copies)
-    return values.nanmean(-1)
+    """[items, copies] (or [items·copies], item-major) → float64 [items]: each item's mean over its copies,
+    NaN left out (an item whose copies are all NaN stays NaN). The occlusion study's items are images, each with
+    several occluded copies that share the image's difficulty, so the bootstrap resamples images, not copies."""
+    return values.double().reshape(-1, copies).nanmean(-1)
 
 
 def _number(value) -> float | None:
@@ -154,8 +154,91 @@ def metrics_records(tables: Mapping[str, object], methods: Sequence[str], baseli
     return out
 
 
-def finite(array) -> np.ndarray:
-    """float64 numpy copy of `array` with NaN where it was not finite (for JSON-safe tables)."""
-    out = np.asarray(array, dtype=np.float64).copy()
-    out[~np.isfinite(out)] = np.nan
-    return out
+def wants_method_table(methods: Mapping[str, str | None]) -> bool:
+    """Whether a study's models (model → method, None when unknown) make a per-method table: two methods or more,
+    or one method with several models (its seeds)."""
+    known = [method for method in methods.values() if method is not None]
+    return len(set(known)) >= 2 or len(known) > len(set(known))
+
+
+def method_table(cells: Mapping[tuple[tuple, str], Mapping[str, Tensor]], *, methods: Mapping[str, str | None],
+                 seeds: Mapping[str, int | None] | None = None, higher_is_better: Mapping[str, bool],
+                 by: Sequence[str] = (), replication: Mapping[tuple[tuple, str], Mapping[str, Tensor]] | None = None,
+                 baseline: str = "none", n_boot: int = N_BOOT):
+    """The per-method table of a study: one row per method (and per value of the `by` columns, e.g. the
+    occluder kind), for every metric its mean over seeds and items with a 95 % interval and, against
+    `baseline`, the paired difference, its interval, the Holm-adjusted p and compare()'s verdict.
+
+    Args:
+        cells: (group, metric) → {model → per-item outcomes [items]}: `group` is a tuple of the `by` values
+            (``()`` without `by`); every model of a cell on the same items.
+        methods, seeds: model → method (None: left out) and seed (the row order within a method).
+        higher_is_better: metric → direction of "better" (a metric missing here is compared as higher-is-better).
+        by: names of the group columns.
+        replication: the same cells on an independent test split; adds ``<m>_rep_diff``, ``<m>_rep_vs_<baseline>``
+            and ``<m>_replicated`` (the same verdict on both splits).
+
+    Returns a DataFrame with ``method``, the `by` columns, ``seeds``, ``seed_list`` and per metric ``<m>_mean``,
+    ``<m>_ci_low``, ``<m>_ci_high``, ``<m>_diff``, ``<m>_diff_ci_low``, ``<m>_diff_ci_high``, ``<m>_p`` (Holm)
+    and ``<m>_vs_<baseline>`` (the verdict; "baseline" on the baseline's row); a cell with fewer than two items
+    defined for every model is left out. Methods in order of first appearance.
+    """
+    import pandas as pd
+
+    rows: dict[tuple, dict] = {}
+    order = list(dict.fromkeys(method for method in methods.values() if method is not None))
+    for (group, metric), outcomes in cells.items():
+        per_method = by_method(outcomes, methods, seeds)
+        try:
+            table = verdict_table(per_method, baseline=baseline, higher_is_better=higher_is_better.get(metric, True),
+                                  n_boot=n_boot)
+            if replication is not None and (group, metric) in replication:
+                table = with_replication(table, verdict_table(by_method(replication[group, metric], methods, seeds),
+                                                              baseline=baseline, n_boot=n_boot,
+                                                              higher_is_better=higher_is_better.get(metric, True)))
+        except ValueError:  # nothing defined for every model (e.g. localisation without object masks)
+            continue
+        for record in table.to_dict("records"):
+            key = (record["method"], *group)
+            row = rows.setdefault(key, {"method": record["method"], **dict(zip(by, group)),
+                                        "seeds": int(record["seeds"]), "seed_list": _seed_list(
+                                            [seeds.get(m) if seeds else None for m, x in methods.items()
+                                             if x == record["method"] and m in outcomes])})
+            row.update({f"{metric}_mean": record["mean"], f"{metric}_ci_low": record["ci_low"],
+                        f"{metric}_ci_high": record["ci_high"], f"{metric}_diff": record["diff"],
+                        f"{metric}_diff_ci_low": record["diff_ci_low"], f"{metric}_diff_ci_high": record["diff_ci_high"],
+                        f"{metric}_p": record["p_holm"], f"{metric}_vs_{baseline}": record["verdict"]})
+            if "replicated" in record:
+                row.update({f"{metric}_rep_diff": record["rep_diff"],
+                            f"{metric}_rep_vs_{baseline}": record["rep_verdict"],
+                            f"{metric}_replicated": record["replicated"]})
+    ordered = sorted(rows.values(), key=lambda row: (order.index(row["method"]),
+                                                     *(str(row.get(column)) for column in by)))
+    if by:  # keep the groups in the order the cells came in, within a method
+        groups = list(dict.fromkeys(group for group, _ in cells))
+        ordered.sort(key=lambda row: (order.index(row["method"]), groups.index(tuple(row[c] for c in by))))
+    return pd.DataFrame(ordered)
+
+
+def _seed_list(seeds: list) -> str:
+    known = sorted(int(seed) for seed in seeds if seed is not None)
+    return " ".join(map(str, known))
+
+
+def formatted(table, metrics: Sequence[str], *, by: Sequence[str] = ("method",), digits: int = 3,
+              scale: float = 1.0, baseline: str = "none"):
+    """A per-method table of :func:`method_table` for reading: per metric ``mean [low, high]`` and its verdict
+    against the baseline (``<m> vs none``), plus ``replicated`` columns when the table has them."""
+    import pandas as pd
+
+    out = table[[*by, "seeds"]].copy()
+    for metric in metrics:
+        if f"{metric}_mean" not in table.columns:
+            continue
+        out[metric] = [ci_text(m, lo, hi, scale=scale, digits=digits) for m, lo, hi in
+                       zip(table[f"{metric}_mean"], table[f"{metric}_ci_low"], table[f"{metric}_ci_high"])]
+        out[f"{metric} vs {baseline}"] = table[f"{metric}_vs_{baseline}"].fillna("")
+        if f"{metric}_replicated" in table.columns:
+            out[f"{metric} replicated"] = ["" if value is None or value != value else ("yes" if value else "no")
+                                           for value in table[f"{metric}_replicated"]]
+    return pd.DataFrame(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from torch import nn
 from analysis import (OCCLUDER_KINDS, occlude, occluder_region, occlusion_sensitivity, occlusion_study,
                       sample_boxes)
 from analysis.report import write_report
+from analysis.stats import VERDICTS
 from msda.models import build_model
 from msda.training.checkpoint import save_checkpoint
 
@@ -265,7 +267,11 @@ def test_cli_writes_the_reports(tmp_path, capsys):
                    "--kinds", "solid", "smooth", "--out", str(tmp_path / "report")])
     table = result["table"]
     assert len(table) == 4 and set(table["method"]) == {"none", "cutmix"} and "pointing" in table.columns
-    assert result["methods"] is None  # one seed per method: no per-method table
+    methods = result["methods"]  # one seed per method: intervals over the images only
+    assert list(zip(methods["method"], methods["kind"])) == [("cutmix", "solid"), ("cutmix", "smooth"),
+                                                             ("none", "solid"), ("none", "smooth")]
+    assert list(methods["latching_vs_none"])[2:] == ["baseline", "baseline"]
+    assert set(methods["latching_vs_none"][:2]) <= set(VERDICTS) and (methods["seeds"] == 1).all()
     assert table["faithfulness"].notna().all() and (table["faithfulness"] >= -1).all()
     assert set(table["occluder_closest_class"]) == {"circle"} and (table["occluder_class_iou"] < 0.85).all()
     summary = json.loads((tmp_path / "report" / "occlusion.json").read_text())
@@ -274,30 +280,55 @@ def test_cli_writes_the_reports(tmp_path, capsys):
     page = (tmp_path / "report" / "occlusion.html").read_text()
     assert "Example 1" in page and "latching" in page
     assert "occlusion.html" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["occlusion.csv", "occlusion.html",
-                                                                       "occlusion.json"]
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        "occlusion.csv", "occlusion.html", "occlusion.json", "occlusion_methods.csv", "occlusion_outcomes.safetensors"]
 
 
-def test_cli_groups_seeds_by_method_with_mean_sd_and_the_spread_rule(tmp_path):
+def test_cli_compares_methods_over_seeds_and_images_and_keeps_every_item(tmp_path):
     import pandas as pd
 
     from analysis.occlusion.__main__ import main
+    from analysis.outcomes import load_outcomes
 
     _write_checkpoints(tmp_path, [(method, seed) for method in ("none", "mixup") for seed in (0, 1, 2)])
-    result = main(["--checkpoints", str(tmp_path / "*.safetensors"), "--n", "4", "--n-boxes", "1",
+    result = main(["--checkpoints", str(tmp_path / "*.safetensors"), "--n", "6", "--n-boxes", "2",
                    "--examples", "0", "--device", "cpu", "--no-progress", "--kinds", "translucent",
-                   "--out", str(tmp_path / "report")])
-    methods = result["methods"]
-    assert list(methods["method"]) == ["mixup", "none"] and (methods["seeds"] == 3).all()
-    rows = result["table"][result["table"]["method"] == "none"]
-    assert methods.set_index("method").loc["none", "latching_mean"] == pytest.approx(rows["latching"].mean())
-    assert methods.set_index("method").loc["none", "latching_sd"] == pytest.approx(rows["latching"].std(ddof=1))
-    assert methods.set_index("method").loc["mixup", "latching_vs_none"] in ("within spread", "beyond spread")
+                   "--replication-data-seed", "3", "--out", str(tmp_path / "report")])
+    methods = result["methods"].set_index("method")
+    assert list(methods.index) == ["mixup", "none"] and (methods["seeds"] == 3).all()
+    stored = load_outcomes(tmp_path / "report" / "occlusion_outcomes.safetensors")
+    assert set(stored) == {f"{m}-s{s}" for m in ("none", "mixup") for s in range(3)}
+    none = stored["none-s0"]
+    assert none["translucent/correct"].dtype == torch.bool and none["translucent/correct"].shape == (6, 2)
+    assert none["clean/correct"].shape == (6,) and none["replication/translucent/latching"].shape == (6, 2)
+    rows = result["table"].set_index("model")
+    for seed in range(3):  # each row's metric is the mean of its stored per-item outcomes
+        values = stored[f"none-s{seed}"]
+        assert rows.loc[f"none-s{seed}", "occluded_accuracy"] == pytest.approx(
+            values["translucent/correct"].float().mean().item())
+        assert rows.loc[f"none-s{seed}", "latching"] == pytest.approx(values["translucent/latching"].nanmean().item(),
+                                                                      rel=1e-3)
+    per_image = torch.stack([stored[f"none-s{s}"]["translucent/correct"].double().mean(1) for s in range(3)])
+    assert methods.loc["none", "occluded_accuracy_mean"] == pytest.approx(per_image.mean().item())
+    low, high = methods.loc["mixup", ["occluded_accuracy_ci_low", "occluded_accuracy_ci_high"]]
+    assert low <= methods.loc["mixup", "occluded_accuracy_mean"] <= high
+    assert methods.loc["mixup", "latching_vs_none"] in VERDICTS and methods.loc["none", "latching_vs_none"] == "baseline"
+    assert isinstance(methods.loc["mixup", "latching_replicated"], (bool, np.bool_))
     summary = json.loads((tmp_path / "report" / "occlusion.json").read_text())
-    assert "sd_a + sd_b" in summary["spread_rule"] and len(summary["methods"]) == 2
-    assert {row["verdict"] for row in summary["comparisons"]} <= {"within spread", "beyond spread"}
+    assert "spread_rule" not in summary and "comparisons" not in summary and "bootstrap" in summary["interval"]
+    assert summary["outcomes"] == "occlusion_outcomes.safetensors" and summary["replication"]["data_seed"] == 3
     assert len(pd.read_csv(tmp_path / "report" / "occlusion_methods.csv")) == 2
-    assert "mean ± sd over seeds" in (tmp_path / "report" / "occlusion.html").read_text()
+    page = (tmp_path / "report" / "occlusion.html").read_text()
+    assert "95 % intervals and verdicts against none" in page and "spread" not in page
+
+
+def test_cli_refuses_a_replication_split_the_models_saw(tmp_path):
+    from analysis.occlusion.__main__ import main
+
+    _write_checkpoints(tmp_path, [("none", 0)])
+    with pytest.raises(ValueError, match="--replication-data-seed 0 is a data seed the checkpoints were trained"):
+        main(["--checkpoints", str(tmp_path / "*.safetensors"), "--n", "2", "--replication-data-seed", "0",
+              "--device", "cpu", "--out", str(tmp_path / "report")])
 
 
 def test_cli_refuses_an_occluder_that_is_a_class_shape(tmp_path):

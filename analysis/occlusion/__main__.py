@@ -21,10 +21,13 @@ from msda.data import DATASETS
 from .._cli import load_models
 from ..cam import CAM_METHODS, cam, evaluation_mode
 from ..report import write_csv, write_report
-from ..seeds import SPREAD_RULE, formatted, has_seeds, seed_summary, spread_comparisons
+from ..outcomes import save_outcomes
+from ..verdicts import INTERVAL_NOTE, formatted, method_table, wants_method_table
 from .class_shapes import MATCH_IOU, occluder_class_iou
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
-from .study import STUDY_METRICS, _ring, occlusion_study
+from .study import HIGHER_IS_BETTER, STUDY_METRICS, _ring, metric_cells, occlusion_study
+
+OUTCOMES_FILE = "occlusion_outcomes.safetensors"
 
 # ----------------------------------------------------------------------------------------------- the CLI
 
@@ -55,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=1000, help="number of test images (the first n of the test split)")
     p.add_argument("--data-seed", type=int,
                    help="shapes: dataset seed (default: the checkpoints' data_seed when they agree, else 0)")
+    p.add_argument("--replication-data-seed", type=int,
+                   help="shapes: run the study again on the test split of this data seed (one no checkpoint was "
+                        "trained on) and say, per metric, whether each verdict against none replicates there")
     p.add_argument("--out", type=Path, default=Path("reports/occlusion"), help="output folder")
     p.add_argument("--cam", default="gradcam", choices=tuple(CAM_METHODS), help="CAM method")
     p.add_argument("--cam-target", default="label", choices=("label", "predicted"), help="class the CAM explains")
@@ -84,9 +90,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     check_int("--examples", args.examples, low=0)
     check_int("--batch-size", args.batch_size, low=1)
     device = check_device(args.device)
+    if args.replication_data_seed is not None and args.data != "shapes":
+        raise ValueError(f"--replication-data-seed needs --data shapes (a generated test split), got --data {args.data}")
     loaded = load_models(args.checkpoints, "--checkpoints", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]
+    _check_replication_seed(args, metas)
     images, labels, masks, classes = _test_images(args, metas)
     if len(classes) != metas[0]["num_classes"]:
         raise ValueError(f"the checkpoints have {metas[0]['num_classes']} classes, {args.data} has {len(classes)}")
@@ -99,9 +108,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     boxes = sample_boxes(len(labels) * args.n_boxes, height, width, box_frac=args.box_frac, generator=generator)
     boxes = boxes.view(len(labels), args.n_boxes, 4).to(device)
     models = {name: model for name, (model, _) in loaded.items()}
-    table = occlusion_study(models, images, labels, kinds=args.kinds, boxes=boxes, masks=masks,
-                            cam_method=args.cam, cam_target=args.cam_target, fill=args.fill, border=args.border,
-                            batch_size=args.batch_size, progress=not args.no_progress)
+    options = dict(kinds=args.kinds, boxes=boxes, cam_method=args.cam, cam_target=args.cam_target, fill=args.fill,
+                   border=args.border, batch_size=args.batch_size, progress=not args.no_progress)
+    outcomes: dict = {}
+    table = occlusion_study(models, images, labels, masks=masks, outcomes=outcomes, **options)
+    replication = _replication(args, metas, models, options)
     table.insert(1, "method", [loaded[name][1].get("method") for name in table["model"]])
     table.insert(2, "seed", [loaded[name][1].get("seed") for name in table["model"]])
     for column, key in (("arch", "arch"), ("test_accuracy", "test_accuracy"), ("checkpoint", "path")):
@@ -109,12 +120,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     table["occluder_closest_class"] = [shape_match.get(kind, (None, float("nan")))[0] for kind in table["kind"]]
     table["occluder_class_iou"] = [shape_match.get(kind, (None, float("nan")))[1] for kind in table["kind"]]
     metrics = [key for key in STUDY_METRICS if key in table.columns and key != "occluder_area"]
-    per_method = seed_summary(table, metrics, by=("method", "kind")) if has_seeds(table) else None
+    methods_of = {name: meta.get("method") for name, (_, meta) in loaded.items()}
+    seeds_of = {name: meta.get("seed") for name, (_, meta) in loaded.items()}
+    per_method = None
+    if wants_method_table(methods_of):
+        per_method = method_table(metric_cells(outcomes, args.kinds), methods=methods_of, seeds=seeds_of,
+                                  higher_is_better=HIGHER_IS_BETTER, by=("kind",),
+                                  replication=None if replication is None else metric_cells(replication, args.kinds))
+    stored = {name: dict(values) for name, values in outcomes.items()}
+    for name, values in (replication or {}).items():
+        stored[name].update({f"replication/{key}": value for key, value in values.items()})
+    outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, stored)
 
     command = "python -m analysis.occlusion " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     summary = {"command": command, "settings": settings, "metrics": STUDY_METRICS,
+               "outcomes": OUTCOMES_FILE, "higher_is_better": HIGHER_IS_BETTER,
+               "replication": None if replication is None else {"data_seed": args.replication_data_seed,
+                                                                "images": len(labels)},
                "occluder_class_match": {"rule": f"best silhouette IoU with a class over rotations and scales "
                                                 f"0.8–1.2; refused at ≥ {MATCH_IOU}",
                                         "kinds": {kind: {"class": name, "iou": iou}
@@ -130,12 +154,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ("Results", table),
     ]
     if per_method is not None:
-        comparisons = spread_comparisons(per_method, metrics, by=("method", "kind"))
-        summary.update(spread_rule=SPREAD_RULE, methods=per_method, comparisons=comparisons)
-        sections += [("Per method: mean ± sd over seeds",
-                      f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
-                      f"{SPREAD_RULE}.\n\nEvery pair of methods is in occlusion.json under \"comparisons\"."),
-                     ("Per method", formatted(per_method, metrics, by=("method", "kind")))]
+        summary.update(interval=INTERVAL_NOTE, methods=per_method)
+        sections += [("Per method: 95 % intervals and verdicts against none",
+                      f"Each method's checkpoints are its seeds; an item is a test image (its occluded copies "
+                      f"averaged). {INTERVAL_NOTE} \"Better\" follows each metric's direction: "
+                      + ", ".join(f"{m} {'higher' if up else 'lower'}" for m, up in HIGHER_IS_BETTER.items()
+                                  if m in metrics) + ". Per-item outcomes: " + OUTCOMES_FILE + "."),
+                     ("Per method", formatted(per_method, metrics, by=("method", "kind"))),
+                     ("Per method: intervals", _method_figure(per_method, metrics))]
 
     def with_figures():  # built after the tables are written: a figure error never loses the study
         figures = [("Per metric", _metric_figure(table))]
@@ -150,17 +176,63 @@ def main(argv: Sequence[str] | None = None) -> dict:
                          title="Occlusion study: do models latch on to occluders?", sections=with_figures)
     if methods_csv is not None:
         files["methods_csv"] = methods_csv
+    files["outcomes"] = outcomes_path
     shown = ["model", "kind", "clean_accuracy", "occluded_accuracy", "true_prob_drop", "flip_rate", "latching",
              "latching_clean"] + [c for c in ("localisation", "pointing") if c in table.columns]
     shown.insert(shown.index("latching_clean") + 1, "faithfulness")
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if per_method is not None:
-        print(f"\nper method, mean ± sd over seeds ({SPREAD_RULE}):")
+        print(f"\nper method: {INTERVAL_NOTE}")
         print(formatted(per_method, ["occluded_accuracy", "flip_rate", "latching", "faithfulness"],
                         by=("method", "kind")).to_string(index=False))
     for kind, path in files.items():
         print(f"{kind}: {path}")
     return {"table": table, "files": files, "methods": per_method}
+
+
+def _check_replication_seed(args, metas) -> None:
+    """--replication-data-seed must name a split no checkpoint was trained or tested on."""
+    if args.replication_data_seed is None:
+        return
+    used = {meta.get("data_seed", 0) for meta in metas} | ({args.data_seed} - {None})
+    if args.replication_data_seed in used:
+        raise ValueError(f"--replication-data-seed {args.replication_data_seed} is a data seed the checkpoints were "
+                         f"trained or tested on; pick another (e.g. {max(used) + 1})")
+
+
+def _replication(args, metas, models, options) -> dict | None:
+    """The study's per-item outcomes on the replication split (--replication-data-seed), or None."""
+    if args.replication_data_seed is None:
+        return None
+    from argparse import Namespace
+
+    images, labels, masks, _ = _test_images(Namespace(**{**vars(args), "data_seed": args.replication_data_seed}),
+                                            metas)
+    device = options["boxes"].device
+    outcomes: dict = {}
+    occlusion_study(models, images.to(device), labels.to(device), masks=masks.to(device), outcomes=outcomes,
+                    **options)
+    return outcomes
+
+
+def _method_figure(per_method, metrics):
+    """Per metric, each method's mean with its 95 % interval as error bars, one colour per occluder kind."""
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in metrics if f"{m}_mean" in per_method.columns]
+    columns = 2
+    rows = math.ceil(len(metrics) / columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=metrics, vertical_spacing=0.35 / rows)
+    for index, metric in enumerate(metrics):
+        row, col = index // columns + 1, index % columns + 1
+        for kind, part in per_method.groupby("kind", sort=False):
+            mean = part[f"{metric}_mean"]
+            figure.add_scatter(x=part["method"], y=mean, mode="markers", name=str(kind), legendgroup=str(kind),
+                               showlegend=index == 0, row=row, col=col,
+                               error_y=dict(type="data", symmetric=False, array=part[f"{metric}_ci_high"] - mean,
+                                            arrayminus=mean - part[f"{metric}_ci_low"]))
+    figure.update_layout(height=300 * rows, margin=dict(t=60, b=30))
+    return figure
 
 
 def _check_occluder_shapes(args, classes, size: int) -> dict[str, tuple[str, float]]:

@@ -43,7 +43,7 @@ def occlusion_study(models: Mapping[str, nn.Module], images: Tensor, labels: Ten
                     box_frac: float = 0.1, generator: torch.Generator | None = None, masks: Tensor | None = None,
                     boxes: Tensor | None = None, cam_method: str = "gradcam", cam_target: str = "label",
                     fill=None, border: float | None = None, pointing_tolerance: int = 0, batch_size: int = 128,
-                    progress: bool = False):
+                    progress: bool = False, outcomes: dict | None = None):
     """Compare how models react to occluders: accuracy, confidence, prediction flips and CAM latching.
 
     Every image gets `n_boxes` boxes of area `box_frac` (:func:`sample_boxes`, drawn once from `generator` —
@@ -72,6 +72,12 @@ def occlusion_study(models: Mapping[str, nn.Module], images: Tensor, labels: Ten
             use 15 px at ImageNet resolution; 0 = on the object).
         batch_size: about how many occluded images go through the model (and the CAM) at once.
         progress: show a tqdm bar.
+        outcomes: a dict to fill with every model's per-item outcomes (:data:`ITEM_OUTCOMES`), model →
+            {name → tensor}: per image ``[B]`` (``clean/correct``, ``clean/faithfulness``, ``clean/localisation``,
+            ``clean/pointing``) and per occluded copy ``[B, n_boxes]`` (``<kind>/correct``, ``<kind>/prob_drop``,
+            ``<kind>/flip``, ``<kind>/latching``, ``<kind>/latching_clean``, ``<kind>/faithfulness``,
+            ``<kind>/localisation``, ``<kind>/pointing``); bool for hits, float32 (NaN where undefined)
+            otherwise, on the CPU. Every row's metric is the mean of these (NaN left out).
 
     Returns a pandas DataFrame, one row per (model, kind), with columns ``model``, ``kind``, ``images``,
     ``occluded_images``, ``occluder_area`` and the metrics (``STUDY_METRICS`` holds the same text):
@@ -140,6 +146,8 @@ def occlusion_study(models: Mapping[str, nn.Module], images: Tensor, labels: Ten
                              cam_target=cam_target, fill=fill, border=border, tolerance=pointing_tolerance)
                 bar.update(1)
             rows.extend(_summarise(name, kinds, totals, b, n_boxes, with_masks=objects is not None))
+            if outcomes is not None:
+                outcomes[name] = _per_item(totals, n_boxes)
     finally:
         bar.close()
     return pd.DataFrame(rows)
@@ -190,6 +198,62 @@ def _study_chunk(model, images, labels, boxes, objects, kinds, totals, *, cam_me
         if objects is not None:
             add(f"{kind}/localisation", energy_ratio(occluded_cam, repeat(objects)))
             add(f"{kind}/pointing", _pointing_hit(occluded_cam, repeat(objects), tolerance))
+
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "clean_accuracy": True, "occluded_accuracy": True, "true_prob_drop": False, "flip_rate": False,
+    "latching": False, "latching_clean": False, "faithfulness": True, "faithfulness_clean": True,
+    "localisation": True, "pointing": True, "localisation_occluded": True, "pointing_occluded": True,
+}
+"""Which way each metric's verdict reads "better": more accuracy, fewer flips, a smaller drop, a CAM less drawn to
+the occluder (lower latching), a more faithful and better localised CAM."""
+
+_METRIC_OUTCOME = {
+    "clean_accuracy": "clean/correct", "faithfulness_clean": "clean/faithfulness",
+    "localisation": "clean/localisation", "pointing": "clean/pointing",
+    "occluded_accuracy": "{kind}/correct", "true_prob_drop": "{kind}/prob_drop", "flip_rate": "{kind}/flip",
+    "latching": "{kind}/latching", "latching_clean": "{kind}/latching_clean", "faithfulness": "{kind}/faithfulness",
+    "localisation_occluded": "{kind}/localisation", "pointing_occluded": "{kind}/pointing",
+}
+
+
+def metric_cells(outcomes: Mapping[str, Mapping[str, Tensor]], kinds: Sequence[str]) -> dict:
+    """(kind,), metric → {model → per-image outcome [B]} for :func:`analysis.verdicts.method_table`: a per-copy
+    outcome is averaged over the image's occluded copies (NaN left out), so the bootstrap resamples images —
+    the copies of one image share its difficulty and are not independent items."""
+    from ..verdicts import per_item_mean
+
+    cells = {}
+    for kind in kinds:
+        for metric, template in _METRIC_OUTCOME.items():
+            key = template.format(kind=kind)
+            models = {name: values[key] for name, values in outcomes.items() if key in values}
+            if not models:
+                continue
+            cells[(kind,), metric] = {name: value.double() if value.ndim == 1 else
+                                      per_item_mean(value, value.shape[-1]) for name, value in models.items()}
+    return cells
+
+
+ITEM_OUTCOMES = {"clean_correct": "clean/correct", "faithfulness_clean": "clean/faithfulness",
+                 "localisation": "clean/localisation", "pointing": "clean/pointing"}
+"""The per-image keys of the study's running totals → their names in the outcomes (per-copy keys keep theirs)."""
+
+_HITS = ("correct", "flip", "pointing")  # per-item hits, kept as booleans
+
+
+def _per_item(totals: dict[str, list[Tensor]], n_boxes: int) -> dict[str, Tensor]:
+    """One model's per-item outcomes from the study's totals: per image [B], per occluded copy [B, n_boxes]."""
+    out = {}
+    for key, parts in totals.items():
+        if key.endswith("/area"):
+            continue
+        values = torch.cat(parts).cpu()
+        name = ITEM_OUTCOMES.get(key, key)
+        if name.split("/")[-1] in _HITS:
+            values = values > 0.5
+        out[name] = values if name.startswith("clean/") else values.view(-1, n_boxes)
+    return out
 
 
 def _ring(kind: str, border: float | None) -> float | None:
