@@ -9,6 +9,7 @@ what it did in ``notes``. :func:`fit_square` centre-crops and resizes to the wor
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +18,23 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 # Formats opened; others (EPS runs Ghostscript, PDF, vector and scientific formats) are refused.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")  # JPEG covers MPO (phone photos)
 MAX_PIXELS = 50_000_000
-"""Largest image decoded (width × height), 50 megapixels: a full decode of more would hold hundreds of MB."""
+"""Largest image decoded (width × height), 50 megapixels — after JPEG's reduced-size decode (``draft``), which
+brings a 50-megapixel photo under a megapixel."""
+MAX_DECODED_BYTES = 64 * 2**20
+"""Largest full-size decode of a format that cannot decode at reduced size (PNG, WebP, TIFF, …): 64 MiB of
+pixels in the file's own mode (e.g. 22 megapixels of 8-bit RGB, 16 of RGBA). The app keeps 512 px; a small file
+can claim far more (a 160 KB PNG can decode to 49 megapixels), and every concurrent decode holds its pixels."""
 KEEP_SIDE = 512
 """Decoded images are shrunk so that their shorter side is at most this (2 × the largest working size)."""
 TRANSPARENT_BACKGROUND = (255, 255, 255)
+CONCURRENT_DECODES = 2
+"""Uploads decoded at once on this server (one per core); others wait up to :data:`DECODE_WAIT_S`."""
+DECODE_WAIT_S = 6.0
+_DECODES = threading.BoundedSemaphore(CONCURRENT_DECODES)
+_BYTES_PER_PIXEL = {"L": 1, "LA": 2, "La": 2, "RGB": 3, "RGBA": 4, "RGBa": 4, "I;16": 4, "I;16B": 4, "I;16L": 4,
+                    "I;16N": 4, "I": 4, "F": 4,  # 16-bit: plus its numpy copy
+                    # Modes without a box reduction are converted at full size: their pixels plus the RGB(A) copy.
+                    "1": 4, "P": 5, "PA": 6, "CMYK": 4, "YCbCr": 6, "LAB": 6, "HSV": 6}
 
 
 class ImageLoadError(ValueError):
@@ -51,6 +65,9 @@ def decode_image(data: bytes, name: str) -> DecodedImage:
     """
     if not data:
         raise ImageLoadError(f"{name} is empty (0 bytes).")
+    if not _DECODES.acquire(timeout=DECODE_WAIT_S):
+        raise ImageLoadError(f"{name} was not opened: the server is busy decoding other uploads; try again in a "
+                             "moment.")
     try:
         return _decode(data, name)
     except ImageLoadError:
@@ -64,6 +81,8 @@ def decode_image(data: bytes, name: str) -> DecodedImage:
     except Exception as error:  # noqa: BLE001 — the bytes are untrusted and PIL's decoders raise many types
         reason = "it is truncated" if "truncated" in str(error) else f"{type(error).__name__}: {error}"
         raise ImageLoadError(f"{name} could not be decoded ({reason}).") from None
+    finally:
+        _DECODES.release()
 
 
 def _decode(data: bytes, name: str) -> DecodedImage:
@@ -78,13 +97,54 @@ def _decode(data: bytes, name: str) -> DecodedImage:
         if getattr(image, "n_frames", 1) > 1:
             notes.append(f"first of {image.n_frames} frames")
         image.draft(None, (KEEP_SIDE, KEEP_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is enough
+        decoded_bytes = image.size[0] * image.size[1] * _BYTES_PER_PIXEL.get(image.mode, 4)
+        if decoded_bytes > MAX_DECODED_BYTES:
+            raise ImageLoadError(
+                f"{name} is {width} × {height} pixels of {image.mode} ({decoded_bytes / 2**20:.0f} MiB to decode); this "
+                f"app decodes at most {MAX_DECODED_BYTES / 2**20:.0f} MiB (e.g. 4700 × 4700 RGB; JPEG photos up to "
+                f"{MAX_PIXELS / 1e6:.0f} megapixels). Downscale it first."
+            )
         image.load()
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-        upright = ImageOps.exif_transpose(image)
+        full_size = _upright_size((width, height), orientation)
+        # Shrink in the file's own mode before any conversion, so no full-size copy in another mode is made.
+        reduced = _reduce(image)
+        upright = ImageOps.exif_transpose(reduced)
         if orientation not in (1, None):
             notes.append(f"turned upright using its EXIF orientation ({orientation})")
         pixels = _to_rgb(upright, notes)
-    return DecodedImage(pixels=_shrink(pixels), original_size=(upright.width, upright.height), notes=tuple(notes))
+    return DecodedImage(pixels=_shrink(pixels), original_size=full_size, notes=tuple(notes))
+
+
+def _upright_size(size: tuple[int, int], orientation) -> tuple[int, int]:
+    """(width, height) after EXIF rotation: orientations 5–8 swap the sides."""
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _reduce(image: Image.Image) -> Image.Image:
+    """The image shrunk by an integer box factor so that its shorter side stays ≥ 2 × :data:`KEEP_SIDE`
+    (the final Lanczos resize does the rest); the same image when no factor ≥ 2 fits or the mode has no
+    box reduction (palette images keep their size until converted)."""
+    factor = min(image.size) // (2 * KEEP_SIDE)
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16"):  # no box reduction in PIL: average in numpy, a band of rows at a time
+        return Image.fromarray(_box_mean_uint16(np.asarray(image), factor))
+    try:
+        return image.reduce(factor)
+    except ValueError:  # modes without reduce (P, 1): converted at full size, which the byte budget allows for
+        return image
+
+
+def _box_mean_uint16(values: np.ndarray, factor: int) -> np.ndarray:
+    """uint16 [H // f, W // f]: means of f × f blocks, computed 64 output rows at a time (small temporaries)."""
+    height, width = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
+    out = np.empty((height // factor, width // factor), dtype=np.uint16)
+    for start in range(0, out.shape[0], 64):
+        stop = min(start + 64, out.shape[0])
+        band = values[start * factor: stop * factor, :width].astype(np.float32)
+        out[start:stop] = np.round(band.reshape(stop - start, factor, width // factor, factor).mean((1, 3)))
+    return out
 
 
 def _to_rgb(image: Image.Image, notes: list[str]) -> np.ndarray:
