@@ -66,3 +66,62 @@ def test_concurrent_decodes_are_bounded(monkeypatch):
         decode_image(b"\x89PNG not really", "waiting.png")  # the slot is free again, and freed after a failure
     with pytest.raises(ImageLoadError, match="waiting.png is not an image"):
         decode_image(b"\x89PNG not really", "waiting.png")
+
+
+# ---------------------------------------------------------------- files a user controls (analysis.untrusted)
+
+from analysis.untrusted import UntrustedFileError, csv_cell, csv_safe_frame, plotly_text, read_regular_file  # noqa: E402
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "manifest.json"
+    os.mkfifo(fifo)
+    done = {}
+    reader = threading.Thread(target=lambda: done.setdefault("error", _refusal(fifo)), daemon=True)
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert "is a FIFO; only regular files are read" in done["error"]
+
+
+def _refusal(path):
+    try:
+        read_regular_file(path, max_bytes=1 << 20, what="manifest")
+    except UntrustedFileError as error:
+        return str(error)
+    return "read"
+
+
+def test_sparse_huge_file_is_refused_before_reading(tmp_path):
+    big = tmp_path / "manifest.json"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)  # 1 GiB, sparse: nothing on disk
+    with pytest.raises(UntrustedFileError, match=r"manifest .*manifest.json is 1,073,741,824 bytes; at most"):
+        read_regular_file(big, max_bytes=4 << 20, what="manifest")
+
+
+def test_symlinks_are_followed_to_a_regular_file_only(tmp_path):
+    import os
+    (tmp_path / "real.json").write_text("{}")
+    os.symlink(tmp_path / "real.json", tmp_path / "link.json")
+    assert read_regular_file(tmp_path / "link.json", max_bytes=10) == b"{}"
+    os.symlink(tmp_path, tmp_path / "folder.json")
+    with pytest.raises(UntrustedFileError, match="is a folder"):
+        read_regular_file(tmp_path / "folder.json", max_bytes=10)
+    with pytest.raises(UntrustedFileError, match="does not exist"):
+        read_regular_file(tmp_path / "missing.json", max_bytes=10)
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_formula_named_checkpoint_gives_a_neutralised_csv_cell(text):
+    assert csv_cell(text) == "'" + text
+    import pandas as pd
+    frame = csv_safe_frame(pd.DataFrame({"model": [text, "cutmix"], "accuracy": [-0.5, 0.9]}))
+    assert frame["model"].tolist() == ["'" + text, "cutmix"]
+    assert frame["accuracy"].tolist() == [-0.5, 0.9]  # numbers stay numbers, negative ones included
+
+
+def test_plotly_label_from_hostile_metadata_is_escaped():
+    assert plotly_text('<a href="http://x">cat</a> & <b>dog</b>') == \
+        '&lt;a href="http://x"&gt;cat&lt;/a&gt; &amp; &lt;b&gt;dog&lt;/b&gt;'
