@@ -235,6 +235,18 @@ class Method:
         """Whether a call with these (checked) params needs the model's logits."""
         return "logits" in self.needs(params)
 
+    def guidance(self, read: ParamReader, batch: Batch, name: str) -> Tensor:
+        """A model-derived input (``"saliency"`` or ``"cams"``): the pinned value (a replay), else the call's;
+        recorded in the params either way. Checked: [B, h, w] (saliency: [B, H, W]) on the batch's device."""
+        value = read.value(name) if read.pinned(name) else read.record(name, getattr(batch, name))
+        height, width = batch.images.shape[-2:]
+        full = name == "saliency"
+        if (value.ndim != 3 or value.shape[0] != batch.size or min(value.shape) == 0
+                or (full and tuple(value.shape[1:]) != (height, width))):
+            expected = f"[{batch.size}, {height}, {width}]" if full else f"[{batch.size}, h, w]"
+            raise ValueError(f"{self.name}: {name} must be a {expected} tensor, got {describe(value)}")
+        return value.to(batch.device).float()
+
     def reader(self, batch: Batch, generator: torch.Generator | None, params: dict) -> ParamReader:
         """A :class:`ParamReader` over checked params for this batch."""
         return ParamReader(self.info, params, batch=batch.size, device=batch.device, generator=generator,

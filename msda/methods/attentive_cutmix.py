@@ -59,14 +59,11 @@ def top_cells(cams, grid: int, top_k) -> torch.Tensor:
 
 
 class AttentiveCutMix(Method):
-    def needs(self, params) -> tuple[str, ...]:
-        return () if "cams" in params else ("cams",)
-
     def mix(self, batch, partner, lam, *, alpha, generator, params):
         lam = self.draw_lam(lam, alpha, batch, generator)
         read = self.reader(batch, generator, params)
         images = batch.images
-        size, height, width = batch.size, *images.shape[-2:]
+        height, width = images.shape[-2:]
         grid = read.value("grid")
         if grid > min(height, width):
             raise ValueError(f"attentive_cutmix: grid must be at most the image's shorter side "
@@ -75,10 +72,7 @@ class AttentiveCutMix(Method):
         if bool((top_k > grid * grid).any()):
             raise ValueError(f"attentive_cutmix: top_k must be at most grid² = {grid * grid}, "
                              f"got {describe(top_k.unique())}")
-        cams = read.value("cams") if read.pinned("cams") else read.record("cams", batch.cams)
-        if cams.ndim != 3 or cams.shape[0] != size or min(cams.shape) == 0:
-            raise ValueError(f"attentive_cutmix: cams must be a [{size}, h, w] tensor, got {describe(cams)}")
-        cams = cams.to(batch.device)
+        cams = self.guidance(read, batch, "cams")
         pasted = top_cells(cams[partner], grid, top_k)
         mask = 1.0 - F.interpolate(pasted[:, None].float(), size=(height, width), mode="nearest")
         read.derive("cells", pasted)

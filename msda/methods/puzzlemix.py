@@ -197,13 +197,8 @@ class PuzzleMix(Method):
         # Read every setting up front, so a replay (labelling and plans pinned) returns the same params.
         weights = {name: read.value(name) for name in ("beta", "gamma", "eta", "neigh_size")}
         t_eps = read.value("t_eps")
-        saliency = None
-        if read.pinned("saliency") or batch.saliency is not None:
-            saliency = read.value("saliency") if read.pinned("saliency") else read.record("saliency", batch.saliency)
-            if tuple(saliency.shape) != (size, height, width):
-                raise ValueError(f"puzzlemix: saliency must be a [{size}, {height}, {width}] tensor, "
-                                 f"got {describe(saliency)}")
-            saliency = saliency.to(batch.device).float()
+        has_saliency = read.pinned("saliency") or batch.saliency is not None
+        saliency = self.guidance(read, batch, "saliency") if has_saliency else None
 
         if read.pinned("labelling"):
             labelling = _pinned_tensor(read, "labelling", (size, blocks, blocks), "float").to(batch.device)

@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import describe
 from .._random import beta
 from .._render import box_indicator, integer_box
 from ..distributions import Drawn, Uniform
@@ -113,18 +112,12 @@ def _resize_box_into_box(images: Tensor, source, target) -> Tensor:
 
 
 class SnapMix(Method):
-    def needs(self, params) -> tuple[str, ...]:
-        return () if "cams" in params else ("cams",)
-
     def mix(self, batch, partner, lam, *, alpha, generator, params):
         lam = self.draw_lam(lam, alpha, batch, generator)
         read = self.reader(batch, generator, params)
         images = batch.images
-        size, height, width = batch.size, *images.shape[-2:]
-        cams = read.value("cams") if read.pinned("cams") else read.record("cams", batch.cams)
-        if cams.ndim != 3 or cams.shape[0] != size or min(cams.shape) == 0:
-            raise ValueError(f"snapmix: cams must be a [{size}, h, w] tensor, got {describe(cams)}")
-        cams = cams.to(batch.device)
+        height, width = images.shape[-2:]
+        cams = self.guidance(read, batch, "cams")
 
         center = read.tensor("center_x"), read.tensor("center_y")
         lam_partner = read.tensor("partner_lam", lambda n: beta(alpha, n, generator=generator, device=batch.device))
