@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from msda.training.checkpoint import atomic_write
 
-__all__ = ["Html", "write_csv", "write_json", "write_html", "write_report", "to_jsonable"]
+__all__ = ["Html", "interval_figure", "write_csv", "write_json", "write_html", "write_report", "to_jsonable"]
 
 
 class Html(str):
@@ -94,6 +94,28 @@ def write_report(folder: str | os.PathLike, name: str, *, table, summary: Mappin
     built = sections() if callable(sections) else sections
     files["html"] = write_html(folder / f"{name}.html", title=title, sections=built)
     return files
+
+
+def interval_figure(table, metrics: Sequence[str], *, group: str | None = None, columns: int = 2):
+    """Per metric one panel: each method's mean with its 95 % interval as error bars (the ``<m>_mean``,
+    ``<m>_ci_low`` and ``<m>_ci_high`` columns of :func:`analysis.verdicts.method_table`), one colour per value
+    of the `group` column (e.g. the occluder kind)."""
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in metrics if f"{m}_mean" in table.columns]
+    rows = max(1, math.ceil(len(metrics) / columns))
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=metrics, vertical_spacing=0.35 / rows)
+    parts = list(table.groupby(group, sort=False)) if group else [("", table)]
+    for index, metric in enumerate(metrics):
+        row, col = index // columns + 1, index % columns + 1
+        for name, part in parts:
+            mean = part[f"{metric}_mean"]
+            figure.add_scatter(x=list(part["method"]), y=mean, mode="markers", name=str(name) or "mean",
+                               legendgroup=str(name), showlegend=index == 0 and bool(group), row=row, col=col,
+                               error_y=dict(type="data", symmetric=False, array=part[f"{metric}_ci_high"] - mean,
+                                            arrayminus=mean - part[f"{metric}_ci_low"]))
+    figure.update_layout(height=300 * rows, margin=dict(t=60, b=30))
+    return figure
 
 
 def _render(content: Any) -> str:

@@ -306,7 +306,8 @@ def test_cli_shapes_c_writes_csv_json_html(tmp_path, capsys):
             "--data", "shapes-c", "--n", "10", "--corruptions", "zoom_blur", "gaussian_noise", "--severities", "1", "5",
             "--fgsm-eps", "8/255,2/255", "--batch-size", "4", "--device", "cpu", "--no-progress", "--out", str(out)]
     result = main(args)
-    assert sorted(p.name for p in out.iterdir()) == ["robustness.csv", "robustness.html", "robustness.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["robustness.csv", "robustness.html", "robustness.json",
+                                                     "robustness_methods.csv", "robustness_outcomes.safetensors"]
     table = pd.read_csv(out / "robustness.csv")
     assert len(table) == 2 * (1 + 2 * 2 + 3)  # per model: clean, 2 corruptions × 2 severities, ε ∈ {0, 2, 8}/255
     assert set(table["kind"]) == {"clean", "corruption", "fgsm"}
@@ -483,7 +484,10 @@ def test_jpeg_compression_falls_back_to_pil_with_the_same_output(monkeypatch):
     assert through_pil.shape == images.shape and through_pil.is_contiguous()
 
 
-def test_cli_groups_seeds_by_method_with_mean_sd_and_the_spread_rule(tmp_path, capsys):
+def test_cli_compares_methods_over_seeds_and_images_and_keeps_every_item(tmp_path, capsys):
+    from analysis.outcomes import load_outcomes
+    from analysis.stats import VERDICTS
+
     classes = ["circle", "triangle", "star", "cross", "ring", "arrow", "heart", "ellipse", "crescent", "trefoil"]
     meta = {"arch": "resnet20", "num_classes": 10, "classes": classes, "input_size": 16, "mean": [0.5] * 3,
             "std": [0.25] * 3, "dataset": "shapes", "data_seed": 0}
@@ -493,13 +497,51 @@ def test_cli_groups_seeds_by_method_with_mean_sd_and_the_spread_rule(tmp_path, c
             save_checkpoint(tmp_path / f"{method}-s{seed}.safetensors", build_model("resnet20", 10).state_dict(),
                             {**meta, "method": method, "seed": seed})
     out = tmp_path / "report"
-    result = main(["--checkpoint", str(tmp_path / "*.safetensors"), "--n", "8", "--corruptions", "fog",
-                   "--severities", "2", "--fgsm-eps", "none", "--device", "cpu", "--no-progress", "--out", str(out)])
+    result = main(["--checkpoint", str(tmp_path / "*.safetensors"), "--n", "8", "--corruptions", "fog", "snow",
+                   "--severities", "2", "5", "--fgsm-eps", "2/255", "--batch-size", "3", "--device", "cpu",
+                   "--no-progress", "--replication-data-seed", "4", "--out", str(out)])
     methods = result["methods"].set_index("method")
-    assert (methods["seeds"] == 2).all() and set(methods.index) == {"none", "mixup"}
+    assert (methods["seeds"] == 2).all() and list(methods.index) == ["mixup", "none"]
+    stored = load_outcomes(out / "robustness_outcomes.safetensors")
+    assert set(stored) == {"none-s0", "none-s1", "mixup-s0", "mixup-s1"}
+    grid = stored["none-s1"]["corruptions/correct"]
+    assert grid.dtype == torch.bool and grid.shape == (2, 2, 8) and stored["none-s1"]["fgsm/correct"].shape == (2, 8)
+    assert stored["none-s1"]["replication/corruptions/correct"].shape == (2, 2, 8)
+    rows = result["table"]  # the counts are the sums of the per-item hits, cell by cell
+    for ci, corruption in enumerate(("fog", "snow")):
+        for si, severity in enumerate((2, 5)):
+            (count,) = rows[(rows["model"] == "none-s1") & (rows["corruption"] == corruption)
+                            & (rows["severity"] == severity)]["correct"]
+            assert count == int(grid[ci, si].sum())
+    summary = result["summary"].set_index("model")
+    assert summary.loc["none-s1", "corrupted_accuracy"] == pytest.approx(grid.double().mean().item())
+    assert summary.loc["none-s1", "clean_error"] == pytest.approx(1 - stored["none-s1"]["clean/correct"].double().mean().item())
+    mean = (summary.loc["none-s0", "corrupted_accuracy"] + summary.loc["none-s1", "corrupted_accuracy"]) / 2
+    assert methods.loc["none", "corrupted_accuracy_mean"] == pytest.approx(mean)
+    assert methods.loc["none", "corrupted_accuracy_vs_none"] == "baseline"
+    assert methods.loc["mixup", "accuracy_fog_vs_none"] in VERDICTS and "fgsm_2_255_ci_low" in methods.columns
+    assert methods.loc["mixup", "clean_error_replicated"] in (True, False)
     report = json.loads((out / "robustness.json").read_text())
     assert {row["method"] for row in report["rows"]} == {"none", "mixup"} and "seed" in report["rows"][0]
-    assert "sd_a + sd_b" in report["spread_rule"] and len(report["comparisons"]) == 2  # clean, corrupted
+    assert "spread_rule" not in report and "comparisons" not in report and report["replication"]["data_seed"] == 4
+    assert report["outcomes"] == "robustness_outcomes.safetensors"
     assert sorted(p.name for p in out.iterdir()) == ["robustness.csv", "robustness.html", "robustness.json",
-                                                     "robustness_methods.csv"]
-    assert "per method, mean ± sd over seeds" in capsys.readouterr().out
+                                                     "robustness_methods.csv", "robustness_outcomes.safetensors"]
+    assert "per method: Intervals are 95 %" in capsys.readouterr().out
+    assert "spread" not in (out / "robustness.html").read_text()
+
+
+def test_sharded_item_outcomes_add_up_to_the_single_process_ones():
+    torch.manual_seed(0)  # test fixture: an untrained network
+    models = {"a": build_model("resnet20", 10).eval()}
+    images = torch.rand(7, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(7) % 10
+    whole = evaluate_corruptions(models, images, labels, corruptions=["fog"], severities=[3], batch_size=2,
+                                 keep_items=True)
+    shards = [evaluate_corruptions(models, images, labels, corruptions=["fog"], severities=[3], batch_size=2,
+                                   shard=(rank, 3), keep_items=True) for rank in range(3)]
+    summed = sum(shard.items.to(torch.uint8) for shard in shards)  # what all_sum does over the ranks
+    assert int(summed.max()) == 1 and torch.equal(summed.bool(), whole.items) and whole.items.shape == (1, 1, 1, 7)
+    assert int(whole.items.sum()) == int(whole.correct.sum())
+    curves = fgsm_curves(models, images, labels, eps=[0.0, 4 / 255], batch_size=3, keep_items=True)
+    assert curves["a"].items.shape == (2, 7) and torch.equal(curves["a"].items.sum(1), curves["a"].correct)

@@ -20,7 +20,7 @@ from msda.data import DATASETS
 
 from .._cli import load_models
 from ..cam import CAM_METHODS, cam, evaluation_mode
-from ..report import write_csv, write_report
+from ..report import interval_figure, write_csv, write_report
 from ..outcomes import save_outcomes
 from ..verdicts import INTERVAL_NOTE, formatted, method_table, wants_method_table
 from .class_shapes import MATCH_IOU, occluder_class_iou
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                       + ", ".join(f"{m} {'higher' if up else 'lower'}" for m, up in HIGHER_IS_BETTER.items()
                                   if m in metrics) + ". Per-item outcomes: " + OUTCOMES_FILE + "."),
                      ("Per method", formatted(per_method, metrics, by=("method", "kind"))),
-                     ("Per method: intervals", _method_figure(per_method, metrics))]
+                     ("Per method: intervals", interval_figure(per_method, metrics, group="kind"))]
 
     def with_figures():  # built after the tables are written: a figure error never loses the study
         figures = [("Per metric", _metric_figure(table))]
@@ -213,26 +213,6 @@ def _replication(args, metas, models, options) -> dict | None:
     occlusion_study(models, images.to(device), labels.to(device), masks=masks.to(device), outcomes=outcomes,
                     **options)
     return outcomes
-
-
-def _method_figure(per_method, metrics):
-    """Per metric, each method's mean with its 95 % interval as error bars, one colour per occluder kind."""
-    from plotly.subplots import make_subplots
-
-    metrics = [m for m in metrics if f"{m}_mean" in per_method.columns]
-    columns = 2
-    rows = math.ceil(len(metrics) / columns)
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=metrics, vertical_spacing=0.35 / rows)
-    for index, metric in enumerate(metrics):
-        row, col = index // columns + 1, index % columns + 1
-        for kind, part in per_method.groupby("kind", sort=False):
-            mean = part[f"{metric}_mean"]
-            figure.add_scatter(x=part["method"], y=mean, mode="markers", name=str(kind), legendgroup=str(kind),
-                               showlegend=index == 0, row=row, col=col,
-                               error_y=dict(type="data", symmetric=False, array=part[f"{metric}_ci_high"] - mean,
-                                            arrayminus=mean - part[f"{metric}_ci_low"]))
-    figure.update_layout(height=300 * rows, margin=dict(t=60, b=30))
-    return figure
 
 
 def _check_occluder_shapes(args, classes, size: int) -> dict[str, tuple[str, float]]:

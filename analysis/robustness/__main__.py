@@ -21,14 +21,17 @@ from msda.training import distributed
 from ..corruptions import CORRUPTIONS
 from ..corruptions._params import PROFILES
 from .._cli import load_models
-from ..report import write_csv, write_report
-from ..seeds import formatted
+from ..outcomes import save_outcomes
+from ..report import interval_figure, write_csv, write_report
+from ..verdicts import formatted
 from .data import (DATA_CHOICES, SHAPES_DEFAULT_N, STORED, RobustnessData, build_report, checkpoint_info,
                    prepare_data)
 from .evaluate import DEFAULT_SEVERITIES, evaluate_corrupted_datasets, evaluate_corruptions, fgsm_curves
 from .figures import error_heatmaps, fgsm_figure, summary_bars
+from .tables import item_outcomes
 
 DEFAULT_EPS = "1/255,2/255,4/255,8/255"
+OUTCOMES_FILE = "robustness_outcomes.safetensors"
 _NEEDS_ROOT = {"cifar10+corrupt", "cifar100+corrupt", "imagefolder+corrupt", *STORED}
 
 
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "ambiguous abbreviation of its options")
     p.add_argument("--data-seed", type=int,
                    help="shapes: dataset seed (default: the checkpoints' data_seed when they agree, else 0)")
+    p.add_argument("--replication-data-seed", type=int,
+                   help="shapes-c: run again on the test split of this data seed (one no checkpoint was trained on) "
+                        "and say, per metric, whether each verdict against none replicates there")
     p.add_argument("--batch-size", type=int, default=256,
                    help="images per batch; on-the-fly corruptions are seeded per batch, so keep it to compare runs")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -110,6 +116,8 @@ def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"--data {args.data} needs --root, the folder that holds its files")
     if args.data not in _NEEDS_ROOT and args.root:
         parser.error(f"--data {args.data} is generated and reads no files; drop --root {args.root}")
+    if args.replication_data_seed is not None and args.data != "shapes-c":
+        parser.error(f"--replication-data-seed needs --data shapes-c (a generated test split), got --data {args.data}")
     if args.clean_root and args.data not in STORED:
         parser.error(f"--clean-root only applies to {', '.join(STORED)} (the clean images of --data {args.data} "
                      "are its own test split)")
@@ -170,24 +178,41 @@ def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
     progress = not args.no_progress and rank == 0
     common = dict(device=device, batch_size=args.batch_size, shard=(rank, world_size), workers=workers,
                   progress=progress)
+    replication = None
+    if args.replication_data_seed is not None:
+        used = {meta.get("data_seed", 0) for meta in metas} | {data.data_seed}
+        if args.replication_data_seed in used:
+            raise ValueError(f"--replication-data-seed {args.replication_data_seed} is a data seed the checkpoints "
+                             f"were trained or tested on; pick another (e.g. {max(s for s in used if s is not None) + 1})")
+        replication = prepare_data(args.data, metas, corruptions=args.corruptions, severities=args.severities,
+                                   n=args.n, data_seed=args.replication_data_seed)
 
+    results, curves = _evaluate(args, models, data, eps, common)
+    replicated = None if replication is None else _evaluate(args, models, replication, eps, common)
+    if rank != 0:
+        return {}
+    return _write(args, argv, loaded, data, results, curves, world_size, device, replicated)
+
+
+def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
+    """(results, FGSM curves) of every model on `data`, summed over the ranks, with per-item outcomes
+    (on-the-fly corruptions; stored sets keep counts only)."""
     if data.stored is None:
         results = evaluate_corruptions(models, data.clean, data.labels, corruptions=data.corruptions,
                                        severities=data.severities, generator_seed=args.seed, profile=args.profile,
-                                       frost_dir=args.frost_dir, **common)
+                                       frost_dir=args.frost_dir, keep_items=True, **common)
     else:
         results = evaluate_corrupted_datasets(models, data.stored, clean=data.clean, **common)
     results = results.reduced(distributed.all_sum)
     curves = {}
     if eps:
-        curves = fgsm_curves(models, data.clean, data.labels, eps=eps, **common)
+        curves = fgsm_curves(models, data.clean, data.labels, eps=eps, keep_items=data.stored is None, **common)
         curves = {name: curve.reduced(distributed.all_sum) for name, curve in curves.items()}
-    if rank != 0:
-        return {}
-    return _write(args, argv, loaded, data, results, curves, world_size, device)
+    return results, curves
 
 
-def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size: int, device) -> dict:
+def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size: int, device,
+           replicated: tuple | None = None) -> dict:
     command = "python -m analysis.robustness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
@@ -198,7 +223,21 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
                  "corruption_seed": args.seed if data.stored is None else None}
     report = build_report(results, curves, alexnet=data.alexnet, data=data_info,
                           checkpoints=checkpoint_info({name: meta for name, (_, meta) in loaded.items()}),
-                          settings=settings, command=command, written_by="python -m analysis.robustness")
+                          settings=settings, command=command, written_by="python -m analysis.robustness",
+                          replication=replicated)
+    outcomes = item_outcomes(results, curves)
+    for name, values in (item_outcomes(*replicated) if replicated is not None else {}).items():
+        outcomes.setdefault(name, {}).update({f"replication/{key}": value for key, value in values.items()})
+    outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, outcomes) if outcomes else None
+    if outcomes_path is not None:
+        report["outcomes"] = OUTCOMES_FILE
+        report["outcome_layout"] = {"clean/correct": "[images]", "corruptions/correct": "[corruptions, severities, "
+                                    "images] in data.corruptions × data.severities order",
+                                    "fgsm/correct": "[ε, images] in the fgsm rows' ε order",
+                                    "replication/…": "the same on the replication split"}
+    if replicated is not None:
+        report["replication"] = {"data_seed": args.replication_data_seed,
+                                 "images": int(replicated[0].clean_total)}
     report["world_size"] = world_size
     summary, table = report["summary"], report.pop("rows")
     fgsm_rows = report.get("fgsm")
@@ -217,10 +256,12 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
         ]
         if methods is not None:
             metrics = [column.removesuffix("_mean") for column in methods.columns if column.endswith("_mean")]
-            sections += [("Per method: mean ± sd over seeds",
-                          f"Each method's checkpoints are its seeds. The *_vs_none columns apply the spread rule: "
-                          f"{report['spread_rule']}.\n\nEvery pair of methods is in robustness.json under "
-                          "\"comparisons\"."), ("Per method", formatted(methods, metrics))]
+            sections += [("Per method: 95 % intervals and verdicts against none",
+                          f"Each method's checkpoints are its seeds; an item is a test image. {report['interval']} "
+                          f"The clean error is better lower, every accuracy higher. Per-item outcomes: "
+                          f"{OUTCOMES_FILE}."), ("Per method", formatted(methods, metrics)),
+                         ("Per method: intervals", interval_figure(
+                             methods, [m for m in metrics if m.removeprefix("accuracy_") not in CORRUPTIONS], columns=3))]
         if fgsm_rows is not None:
             sections += [("FGSM: accuracy against ε (Goodfellow et al. 2015; [0, 1] pixel scale, clamped)",
                           fgsm_figure(curves)), ("FGSM", fgsm_rows)]
@@ -231,6 +272,8 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
                          title="Robustness: common corruptions and FGSM", sections=build_sections)
     if methods_csv is not None:
         files["methods_csv"] = methods_csv
+    if outcomes_path is not None:
+        files["outcomes"] = outcomes_path
     shown = [column for column in ("model", "method", "clean_error", "corrupted_accuracy",
                                    "mean_corrupted_accuracy_15", "mean_corrupted_accuracy_19", "mce", "relative_mce")
              if column in summary.columns]
@@ -240,7 +283,7 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
               .rename(columns=lambda v: f"ε={v:g}/255").to_string(float_format=lambda v: f"{v:.4f}"))
     if methods is not None:
         metrics = [m for m in ("clean_error", "corrupted_accuracy", "mean_corrupted_accuracy_15") if f"{m}_mean" in methods]
-        print(f"\nper method, mean ± sd over seeds ({report['spread_rule']}):")
+        print(f"\nper method: {report['interval']}")
         print(formatted(methods, metrics, digits=4).to_string(index=False))
     for kind, path in files.items():
         print(f"{kind}: {path}")

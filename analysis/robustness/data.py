@@ -6,8 +6,8 @@ stored sets are discovered with :func:`stored_corruptions`; folders of images ar
 :func:`evenly_spaced` (one rule: ``n == len`` keeps the dataset, ``n > len`` is refused); a count larger than
 what a stored set holds is refused (:func:`check_count`), never capped; ImageNet-C's labels are checked against
 the checkpoints' classes. :func:`build_report` makes the JSON document both write (its ``rows`` carry the
-``method`` and ``seed`` of each model; with several seeds per method a per-method table of mean ± sd and the
-spread rule of :mod:`analysis.seeds`).
+``method`` and ``seed`` of each model; with per-item outcomes and several methods or seeds, a per-method table
+with the intervals and verdicts against ``none`` of :mod:`analysis.verdicts`).
 """
 
 from __future__ import annotations
@@ -254,19 +254,24 @@ def _check_classes(data_classes: int, model_classes: int, data: str) -> None:
 
 
 def build_report(results, curves: dict | None, *, alexnet: bool, data: dict, checkpoints: dict[str, dict],
-                 settings: dict, command: str | None = None, written_by: str | None = None) -> dict[str, Any]:
+                 settings: dict, command: str | None = None, written_by: str | None = None,
+                 replication: tuple | None = None) -> dict[str, Any]:
     """The JSON document of a run, as the command line and the app write it and
     :func:`analysis.robustness.read_report` reads it back.
 
     Keys: ``command``, ``written_by``, ``settings``, ``data``, ``checkpoints`` (model → metadata), ``columns``
     (the summary's definitions), ``summary`` (one row per model, with ``method``, ``seed`` and ``arch``),
-    ``alexnet_normalised`` (ImageNet-C), ``fgsm`` (with FGSM), and with several seeds per method
-    ``spread_rule``, ``methods`` (mean ± sd per method of the summary's metrics, the per-group accuracies and
-    each ε's FGSM accuracy as ``fgsm_<ε·255>_255``) and ``comparisons`` (every pair, the rule's verdict);
-    last ``rows``: the long table with ``method`` and ``seed`` columns.
+    ``alexnet_normalised`` (ImageNet-C), ``fgsm`` (with FGSM); when the run kept per-item outcomes
+    (``keep_items``) and holds two methods or several seeds of one, ``interval`` and ``methods``: per method
+    and metric (the summary's, each group's and corruption's accuracy, each ε's FGSM accuracy as
+    ``fgsm_<ε·255>_255``) the mean with its 95 % interval and :func:`analysis.stats.compare`'s paired
+    difference and verdict against ``none`` (:func:`analysis.verdicts.method_table`); with `replication`
+    (the (results, curves) of the same run on an independent split) also whether each verdict replicates.
+    Last ``rows``: the long table with ``method`` and ``seed`` columns.
     """
-    from ..seeds import SPREAD_RULE, has_seeds, seed_summary, spread_comparisons
-    from .tables import SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, long_table, summarise
+    from ..verdicts import INTERVAL_NOTE, method_table, wants_method_table
+    from .tables import (HIGHER_IS_BETTER, SUMMARY_COLUMNS, alexnet_normalised, fgsm_table, item_outcomes,
+                         long_table, metric_cells, summarise)
 
     summary = summarise(results, alexnet=alexnet)
     for position, key in enumerate(("method", "seed", "arch")):
@@ -279,20 +284,18 @@ def build_report(results, curves: dict | None, *, alexnet: bool, data: dict, che
         report["alexnet_normalised"] = alexnet_normalised(results)
     if curves:
         report["fgsm"] = fgsm_table(curves)
-    if has_seeds(summary):
-        per_model = summary.copy()
-        groups = [column for column in per_model.columns if column.startswith("accuracy_")]
-        fgsm = []
-        if curves:  # each ε's FGSM accuracy as a per-model column, so it gets its mean ± sd too
-            table = report["fgsm"]
-            for eps_255, part in table.groupby("eps_255", sort=True):
-                column = f"fgsm_{eps_255:g}_255"
-                per_model[column] = per_model["model"].map(dict(zip(part["model"], part["accuracy"])))
-                fgsm.append(column)
-        metrics = [m for m in (*SUMMARY_METRICS, *groups, *fgsm)
-                   if m in per_model.columns and per_model[m].notna().any()]
-        methods = seed_summary(per_model, metrics)
-        report.update(spread_rule=SPREAD_RULE, methods=methods, comparisons=spread_comparisons(methods, metrics))
+    methods_of = {name: checkpoints.get(name, {}).get("method") for name in summary["model"]}
+    eps = next(iter(curves.values())).eps if curves else ()
+    outcomes = item_outcomes(results, curves)
+    if outcomes and wants_method_table(methods_of):
+        def cells(run_results, run_curves):
+            return metric_cells(item_outcomes(run_results, run_curves), results.corruptions, results.severities, eps)
+
+        report["interval"] = INTERVAL_NOTE
+        report["methods"] = method_table(
+            cells(results, curves), methods=methods_of, higher_is_better=HIGHER_IS_BETTER,
+            seeds={name: checkpoints.get(name, {}).get("seed") for name in summary["model"]},
+            replication=None if replication is None else cells(*replication))
     rows = long_table(results, curves or None)
     for position, key in enumerate(("method", "seed")):
         rows.insert(1 + position, key, [checkpoints.get(name, {}).get(key) for name in rows["model"]])

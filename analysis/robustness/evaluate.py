@@ -58,6 +58,9 @@ class RobustnessResults:
         total: int64 [C, S] images per corruption and severity.
         clean_correct: int64 [M] correct predictions on the clean images.
         clean_total: int64 [] clean images (0 when no clean images were evaluated).
+        items: with ``keep_items``, bool [M, C, S, N]: whether each model classified image n correctly under each
+            corruption and severity (the per-item outcomes of the counts); else None.
+        clean_items: with ``keep_items`` and clean images, bool [M, N]; else None.
     """
 
     models: tuple[str, ...]
@@ -67,6 +70,8 @@ class RobustnessResults:
     total: Tensor
     clean_correct: Tensor
     clean_total: Tensor
+    items: Tensor | None = None
+    clean_items: Tensor | None = None
 
     def errors(self) -> Tensor:
         """float64 [M, C, S] top-1 error (total − correct) / total (CPU)."""
@@ -93,7 +98,8 @@ class RobustnessResults:
         correct, total, clean_correct, clean_total = packed.cpu().split(sizes)
         return replace(self, correct=correct.view(self.correct.shape), total=total.view(self.total.shape),
                        clean_correct=clean_correct.view(self.clean_correct.shape),
-                       clean_total=clean_total.view(()))
+                       clean_total=clean_total.view(()), items=_reduced_items(self.items, reduce),
+                       clean_items=_reduced_items(self.clean_items, reduce))
 
 
 @dataclass(frozen=True)
@@ -104,11 +110,13 @@ class FGSMCurve:
         eps: the step sizes ε on the [0, 1] pixel scale, in the order evaluated.
         correct: int64 [E] correct predictions per ε.
         total: int64 [] images.
+        items: with ``keep_items``, bool [E, N]: whether each image was still classified correctly at each ε.
     """
 
     eps: tuple[float, ...]
     correct: Tensor
     total: Tensor
+    items: Tensor | None = None
 
     @property
     def accuracy(self) -> Tensor:
@@ -118,7 +126,40 @@ class FGSMCurve:
     def reduced(self, reduce: Reduce) -> FGSMCurve:
         """The counts passed through `reduce` in one call (see :meth:`RobustnessResults.reduced`)."""
         packed = reduce(torch.cat([self.correct.flatten(), self.total.reshape(1)])).cpu()
-        return replace(self, correct=packed[:-1].clone(), total=packed[-1].clone())
+        return replace(self, correct=packed[:-1].clone(), total=packed[-1].clone(),
+                       items=_reduced_items(self.items, reduce))
+
+
+def _reduced_items(items: Tensor | None, reduce: Reduce) -> Tensor | None:
+    """Per-item hits summed over the shards (each shard fills only its own images, the rest are 0), on the CPU."""
+    return None if items is None else reduce(items.to(torch.uint8)).cpu().bool()
+
+
+class _ItemHits:
+    """Per-item hits of a run, written at each block's image positions: [*shape, N] bool, N known up front for a
+    tensor or dataset; for an iterable of batches (one process) the blocks are appended in order."""
+
+    def __init__(self, shape: tuple[int, ...], images, batch_size: int, shard: tuple[int, int], device):
+        self.shape, self.batch_size, self.device = shape, batch_size, device
+        self.sized = isinstance(images, (Tensor, Dataset))
+        if not self.sized and shard[1] > 1:
+            raise ValueError("keep_items needs a tensor or dataset of images when sharded (an iterable of batches "
+                             "does not say where each shard's images sit)")
+        self.hits = torch.zeros(*shape, len(images), dtype=torch.bool, device=device) if self.sized else None
+        self.parts: list[Tensor] = []
+
+    def put(self, block: int, values: Tensor) -> None:
+        """`values` [*shape, b]: the hits of block `block`."""
+        if self.sized:
+            start = block * self.batch_size
+            self.hits[..., start:start + values.shape[-1]] = values
+        else:
+            self.parts.append(values)
+
+    def result(self) -> Tensor:
+        if self.sized:
+            return self.hits
+        return torch.cat(self.parts, -1) if self.parts else torch.zeros(*self.shape, 0, dtype=torch.bool)
 
 
 # ----------------------------------------------------------------------------------------------- blocks
@@ -147,7 +188,7 @@ def evaluate_corruptions(models: Mapping[str, nn.Module], images: Tensor | Datas
                          severities: Sequence[int] = DEFAULT_SEVERITIES, generator_seed: int = 0,
                          device: torch.device | str | None = None, batch_size: int = 256, profile: str = "auto",
                          frost_dir: str | Path | None = None, clean: bool = True, shard: tuple[int, int] = (0, 1),
-                         workers: int = 0, progress: bool = False) -> RobustnessResults:
+                         workers: int = 0, progress: bool = False, keep_items: bool = False) -> RobustnessResults:
     """Accuracy of every model on clean images and on each corruption × severity rendered on the fly.
 
     Each block of images (see the module docstring) is loaded once, moved to `device`, classified clean,
@@ -173,6 +214,8 @@ def evaluate_corruptions(models: Mapping[str, nn.Module], images: Tensor | Datas
         shard: (rank, world size): evaluate only this shard's blocks.
         workers: DataLoader worker processes for a dataset (0: load in this process).
         progress: show a tqdm bar.
+        keep_items: also keep whether each model got each image right in each cell (``items``, ``clean_items``:
+            the per-item outcomes a paired comparison needs).
 
     Returns :class:`RobustnessResults` with the counts of this shard, on `device`.
     """
@@ -193,6 +236,9 @@ def evaluate_corruptions(models: Mapping[str, nn.Module], images: Tensor | Datas
     counts = _empty_counts(len(models), len(corruptions), len(severities), device)
     correct, total, clean_correct, clean_total = counts
     cells = _cells(corruptions, severities)
+    items = _ItemHits((len(models), len(corruptions), len(severities)), images, batch_size, shard, device) \
+        if keep_items else None
+    clean_items = _ItemHits((len(models),), images, batch_size, shard, device) if keep_items and clean else None
     generator = torch.Generator(device=device)  # reseeded for every block and cell
     batches = _batch_count(images, batch_size, shard)
     steps = None if batches is None else batches * (int(clean) + len(cells))
@@ -201,19 +247,30 @@ def evaluate_corruptions(models: Mapping[str, nn.Module], images: Tensor | Datas
         with _eval_modes(models.values()), torch.no_grad():
             for block, batch, targets in _batches(images, labels, batch_size, shard, device, workers):
                 if clean:
-                    clean_correct += _count_correct(models, batch, targets)
+                    hits = _hits(models, batch, targets)
+                    clean_correct += hits.sum(1)
                     clean_total += targets.numel()
+                    if clean_items is not None:
+                        clean_items.put(block, hits)
                     bar.update(1)
+                block_hits = []
                 for (ci, name), (si, severity) in cells:
                     generator.manual_seed(corruption_seed(generator_seed, name, severity, block))
                     corrupted = corrupt(batch, name, severity, profile=profile, generator=generator,
                                         frost_dir=frost_dir)
-                    correct[:, ci, si] += _count_correct(models, corrupted, targets)
+                    hits = _hits(models, corrupted, targets)
+                    correct[:, ci, si] += hits.sum(1)
                     total[ci, si] += targets.numel()
+                    block_hits.append(hits)
                     bar.update(1)
+                if items is not None and block_hits:
+                    items.put(block, torch.stack(block_hits, 1).view(len(models), len(corruptions),
+                                                                     len(severities), -1))
     finally:
         bar.close()
-    return RobustnessResults(tuple(models), corruptions, severities, *counts)
+    return RobustnessResults(tuple(models), corruptions, severities, *counts,
+                             items=None if items is None else items.result(),
+                             clean_items=None if clean_items is None else clean_items.result())
 
 
 def evaluate_corrupted_datasets(models: Mapping[str, nn.Module],
@@ -290,7 +347,7 @@ def evaluate_corrupted_datasets(models: Mapping[str, nn.Module],
 def fgsm_curves(models: Mapping[str, nn.Module], images: Tensor | Dataset | Iterable, labels: Tensor | None = None, *,
                 eps: Sequence[float] = DEFAULT_FGSM_EPS, device: torch.device | str | None = None,
                 batch_size: int = 256, shard: tuple[int, int] = (0, 1), workers: int = 0,
-                progress: bool = False) -> dict[str, FGSMCurve]:
+                progress: bool = False, keep_items: bool = False) -> dict[str, FGSMCurve]:
     """Accuracy under FGSM (Goodfellow et al. 2015) as a function of ε, for every model.
 
     The attack works on the [0, 1] pixel scale, before the model's own normalisation:
@@ -303,6 +360,7 @@ def fgsm_curves(models: Mapping[str, nn.Module], images: Tensor | Dataset | Iter
             parameters' gradients are neither needed nor touched).
         images, labels, device, batch_size, shard, workers, progress: as in :func:`evaluate_corruptions`.
         eps: step sizes ε ≥ 0 on the [0, 1] scale (e.g. 8/255).
+        keep_items: also keep whether each image was classified correctly at each ε (``FGSMCurve.items``).
 
     Returns name → :class:`FGSMCurve` with the counts of this shard, on `device`.
     """
@@ -321,23 +379,30 @@ def fgsm_curves(models: Mapping[str, nn.Module], images: Tensor | Dataset | Iter
 
     correct = torch.zeros(len(models), len(eps), dtype=torch.int64, device=device)
     total = torch.zeros((), dtype=torch.int64, device=device)
+    items = _ItemHits((len(models), len(eps)), images, batch_size, shard, device) if keep_items else None
     batches = _batch_count(images, batch_size, shard)
     bar = tqdm(total=None if batches is None else batches * len(models), unit="batch", desc="FGSM",
                disable=not progress)
     try:
         with _eval_modes(models.values()), _frozen(models.values()):
-            for _, batch, targets in _batches(images, labels, batch_size, shard, device, workers):
+            for block, batch, targets in _batches(images, labels, batch_size, shard, device, workers):
+                block_hits = []
                 for mi, model in enumerate(models.values()):
                     direction = _loss_gradient_sign(model, batch, targets)
                     with torch.no_grad():
-                        for ei, step in enumerate(eps):
-                            attacked = batch if step == 0 else (batch + step * direction).clamp_(0, 1)
-                            correct[mi, ei] += (model(attacked).argmax(1) == targets).sum()
+                        hits = torch.stack([model(batch if step == 0 else (batch + step * direction).clamp_(0, 1))
+                                            .argmax(1) == targets for step in eps])  # [E, b]
+                    correct[mi] += hits.sum(1)
+                    block_hits.append(hits)
                     bar.update(1)
+                if items is not None:
+                    items.put(block, torch.stack(block_hits))
                 total += targets.numel()
     finally:
         bar.close()
-    return {name: FGSMCurve(eps, correct[mi], total) for mi, name in enumerate(models)}
+    kept = None if items is None else items.result()
+    return {name: FGSMCurve(eps, correct[mi], total, items=None if kept is None else kept[mi])
+            for mi, name in enumerate(models)}
 
 
 def fgsm_curve(model: nn.Module, images: Tensor | Dataset | Iterable, labels: Tensor | None = None,
@@ -363,6 +428,11 @@ def _loss_gradient_sign(model: nn.Module, images: Tensor, labels: Tensor) -> Ten
 def _count_correct(models: Mapping[str, nn.Module], images: Tensor, labels: Tensor) -> Tensor:
     """int64 [M] correct top-1 predictions of each model on one batch."""
     return torch.stack([(model(images).argmax(1) == labels).sum() for model in models.values()])
+
+
+def _hits(models: Mapping[str, nn.Module], images: Tensor, labels: Tensor) -> Tensor:
+    """bool [M, b]: whether each model's top-1 prediction is right, per image of one batch."""
+    return torch.stack([model(images).argmax(1) == labels for model in models.values()])
 
 
 def _empty_counts(models: int, corruptions: int, severities: int, device: torch.device) -> tuple[Tensor, ...]:

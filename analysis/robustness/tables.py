@@ -143,3 +143,56 @@ def _row(model, kind, corruption, group, severity, eps, correct, total) -> dict:
     accuracy, error = (correct / total, (total - correct) / total) if total else (math.nan, math.nan)
     return {"model": model, "kind": kind, "corruption": corruption, "group": group, "severity": severity,
             "eps": eps, "correct": correct, "total": total, "accuracy": accuracy, "error": error}
+
+
+# ----------------------------------------------------------------------------------------------- per-item outcomes
+
+
+def item_outcomes(results: RobustnessResults | None, curves: Mapping[str, FGSMCurve] | None = None) -> dict:
+    """model → its per-item outcomes, for :func:`analysis.outcomes.save_outcomes`: ``clean/correct`` bool [N],
+    ``corruptions/correct`` bool [C, S, N] (the results' corruptions and severities, in order) and
+    ``fgsm/correct`` bool [E, N] (the curve's ε, in order) — whichever the run kept (``keep_items``)."""
+    out: dict[str, dict] = {}
+    if results is not None:
+        for mi, name in enumerate(results.models):
+            if results.clean_items is not None:
+                out.setdefault(name, {})["clean/correct"] = results.clean_items[mi].cpu()
+            if results.items is not None:
+                out.setdefault(name, {})["corruptions/correct"] = results.items[mi].cpu()
+    for name, curve in (curves or {}).items():
+        if curve.items is not None:
+            out.setdefault(name, {})["fgsm/correct"] = curve.items.cpu()
+    return out
+
+
+def metric_cells(outcomes: Mapping[str, Mapping[str, torch.Tensor]], corruptions, severities=(),
+                 eps=()) -> dict:
+    """((), metric) → {model → per-image outcome [N]} for :func:`analysis.verdicts.method_table`, the summary's
+    metrics per image: ``clean_error`` (1 − clean hit), ``corrupted_accuracy`` and the means over the 15 / 19
+    corruptions and each group (the image's share of (corruption, severity) cells classified right; a mean is
+    left out unless all its corruptions were run), ``accuracy_<corruption>`` (its severities) and
+    ``fgsm_<ε·255>_255`` (hit at that ε). Each metric's mean over images is the summary's figure."""
+    index = {name: i for i, name in enumerate(corruptions)}
+    groups = {"corrupted_accuracy": list(corruptions), "mean_corrupted_accuracy_15": BENCHMARK_CORRUPTIONS,
+              "mean_corrupted_accuracy_19": CORRUPTIONS,
+              **{f"accuracy_{group}": names for group, names in CORRUPTION_GROUPS.items()},
+              **{f"accuracy_{name}": [name] for name in corruptions}}
+    cells: dict = {}
+    for name, values in outcomes.items():
+        if "clean/correct" in values:
+            cells.setdefault(((), "clean_error"), {})[name] = 1.0 - values["clean/correct"].double()
+        grid = values.get("corruptions/correct")
+        if grid is not None and grid.shape[0] == len(corruptions):
+            for metric, names in groups.items():
+                if names and all(c in index for c in names):
+                    rows = grid[[index[c] for c in names]].double()  # [c, S, N]
+                    cells.setdefault(((), metric), {})[name] = rows.mean((0, 1))
+        hits = values.get("fgsm/correct")
+        if hits is not None:
+            for ei, step in enumerate(eps):
+                cells.setdefault(((), f"fgsm_{step * 255:g}_255"), {})[name] = hits[ei].double()
+    return cells
+
+
+HIGHER_IS_BETTER = {"clean_error": False}
+"""Verdict directions of the robustness metrics: every accuracy is better higher, the clean error lower."""

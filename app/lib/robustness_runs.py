@@ -223,13 +223,16 @@ class RobustnessRun:
         correct = torch.zeros(len(self.models), len(corruptions), len(severities), dtype=torch.int64)
         total = torch.zeros(len(corruptions), len(severities), dtype=torch.int64)
         clean_correct, clean_total = torch.zeros(len(self.models), dtype=torch.int64), torch.zeros((), dtype=torch.int64)
+        items, clean_items = None, None  # per-item hits (on-the-fly corruptions): the per-method verdicts need them
 
         def finished(rows: int, columns: int):
             if rows == 0 or columns == 0:
                 return None
             return RobustnessResults(tuple(self.models), corruptions[:rows], severities[:columns],
                                      correct[:, :rows, :columns].clone(), total[:rows, :columns].clone(),
-                                     clean_correct, clean_total)
+                                     clean_correct, clean_total,
+                                     items=None if items is None else items[:, :rows, :columns].clone(),
+                                     clean_items=clean_items)
 
         for ci, name in enumerate(corruptions):
             for si, severity in enumerate(severities):
@@ -240,13 +243,17 @@ class RobustnessRun:
                 if data.stored is None:
                     cell = evaluate_corruptions(self.models, data.clean, data.labels, corruptions=[name],
                                                 severities=[severity], generator_seed=self.request.seed,
-                                                batch_size=BATCH_SIZE, clean=first)
+                                                batch_size=BATCH_SIZE, clean=first, keep_items=True)
+                    if items is None:
+                        items = torch.zeros(*correct.shape, cell.items.shape[-1], dtype=torch.bool)
+                    items[:, ci, si] = cell.items[:, 0, 0].cpu()
                 else:
                     cell = evaluate_corrupted_datasets(self.models, {(name, severity): data.stored[name, severity]},
                                                        clean=data.clean if first else None, batch_size=BATCH_SIZE)
                 correct[:, ci, si], total[ci, si] = cell.correct[:, 0, 0], cell.total[0, 0]
                 if first:
                     clean_correct, clean_total = cell.clean_correct, cell.clean_total
+                    clean_items = None if cell.clean_items is None else cell.clean_items.cpu()
                 self.done += 1
         results = finished(len(corruptions), len(severities))
         curves = {}
@@ -254,7 +261,8 @@ class RobustnessRun:
             if self._cancel.is_set():
                 return results, {}, False
             self.message = "FGSM"
-            curves = fgsm_curves(self.models, data.clean, data.labels, batch_size=BATCH_SIZE)
+            curves = fgsm_curves(self.models, data.clean, data.labels, batch_size=BATCH_SIZE,
+                                 keep_items=data.stored is None)
             self.done += 1
         return results, curves, True
 
