@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from msda import MethodInfo
 
 from . import export, figures, pictures
 from .formulas import formula_markdown
+from .guidance import NAMES as GUIDANCE_NAMES
+from .guidance import Guidance, guidance_controls
 from .mixing import MixView, cached_mix_view
 from .pair import Pair
 from .params import ParameterControls
@@ -78,6 +81,11 @@ def unused_controls(info: MethodInfo, params: dict[str, Any]) -> list[str]:
 
 def _lam_line(info: MethodInfo, view: MixView, uses_lam: bool, settings: Settings) -> str:
     effective = f"effective **{view.lam:.2f}**"
+    if info.label_weight == "cam":  # SnapMix: A's label weight is its share of the CAM mass, not the mask's mean
+        requested = (f"λ drawn from Beta(α, α): **{view.lam_requested:.2f}**" if settings.lam is None
+                     else f"λ requested **{view.lam_requested:.2f}**")
+        return (f"{requested} → box area kept {view.area:.2f} · {effective} "
+                "(A's label weight: its CAM share, not the mask's mean)")
     if not info.mixes_labels:
         return f"λ not applied · label weight of A **{view.lam:.2f}** (label unchanged) · mask mean {view.area:.2f}"
     if not uses_lam:
@@ -181,7 +189,7 @@ def draws_text(draws: dict[str, Any], derived: dict[str, Any], pinned: set[str],
 
 
 def _export(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings,
-            prefix: str) -> None:
+            prefix: str, guidance: Guidance | None = None) -> None:
     if info.notes:
         st.markdown(f"**Notes.** {info.notes}")
     left, right = st.columns(2)
@@ -191,41 +199,57 @@ def _export(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair,
                           file_name=f"{info.name}_mask.png", mime="image/png", key=f"{prefix}:download_mask")
     alpha_used = info.default_alpha is not None
     st.markdown("**Reproduce this card** (runs as pasted; saves its mixed image and mask):")
-    st.code(reproduce_code(info, params, pair, settings), language="python", wrap_lines=True)
+    st.code(reproduce_code(info, params, pair, settings, guidance), language="python", wrap_lines=True)
     st.markdown("**In a training loop:**")
     st.code(export.training_snippet(info.name, params=params, alpha=settings.alpha if alpha_used else None,
-                                    needs_logits=info.needs_logits), language="python", wrap_lines=True)
+                                    needs_logits=info.needs_logits, needs=info.needs),
+            language="python", wrap_lines=True)
 
 
-def reproduce_code(info: MethodInfo, params: dict[str, Any], pair: Pair, settings: Settings) -> str:
+def reproduce_code(info: MethodInfo, params: dict[str, Any], pair: Pair, settings: Settings,
+                   guidance: Guidance | None = None) -> str:
     """The card's self-contained code (see :func:`export.reproduce_snippet`)."""
     lam = settings.lam if lam_applies(info, params) or settings.lam is None else UNUSED_LAM
     return export.reproduce_snippet(info.name, params=params,
                                     alpha=settings.alpha if info.default_alpha is not None else None,
                                     seed=settings.seed, lam=lam, photos=(pair.a.photo, pair.b.photo),
-                                    size=pair.size, class_names=pair.class_names, needs_logits=info.needs_logits)
+                                    size=pair.size, class_names=pair.class_names, needs_logits=info.needs_logits,
+                                    guidance=guidance)
 
 
-def card_view(name: str, pair: Pair, settings: Settings, params: dict[str, Any]) -> MixView:
-    """The mix a card shows (cached): sample A of the batch [A, B] under the page's settings and ``params``.
+def card_view(name: str, pair: Pair, settings: Settings, params: dict[str, Any],
+              guidance: Guidance | None = None) -> MixView:
+    """The mix a card shows (cached): sample A of the batch [A, B] under the page's settings and ``params``
+    (and, for a model-guided method, ``guidance``; default the image-only maps).
     Raises msda's ValueError for a refused parameter combination."""
     info = msda.methods_info()[name]
     lam = settings.lam if lam_applies(info, params) or settings.lam is None else UNUSED_LAM
     return cached_mix_view(name, pair.key, pair.images, lam=lam, alpha=settings.alpha, seed=settings.seed,
-                           params=params)
+                           params=params, guidance=guidance.tensors if guidance else None,
+                           guidance_key=guidance.key if guidance else None)
 
 
-def pictures_html(view: MixView, size: int) -> str:
-    return pictures.panels_html([pictures.panel_html(view.mixed_uri, "mixed image", size),
-                                 pictures.panel_html(view.mask_uri, "mask (weight of A)", size, colour_bar=True,
-                                                     alt="mask")])
+def guidance_panels(guidance: Guidance, size: int) -> list[str]:
+    """The saliency or CAMs of A and B the mix used, as pictures (Inferno, each scaled to its maximum)."""
+    what = GUIDANCE_NAMES[guidance.need]
+    source = "image-only" if guidance.checkpoint is None else Path(guidance.checkpoint).stem
+    return [pictures.panel_html(uri, f"{what} of {slot} ({source})", size, heat_bar=True, alt=f"{what} of {slot}")
+            for uri, slot in zip(guidance.uris, "AB")]
+
+
+def pictures_html(view: MixView, size: int, guidance: Guidance | None = None) -> str:
+    panels = [pictures.panel_html(view.mixed_uri, "mixed image", size),
+              pictures.panel_html(view.mask_uri, "mask (weight of A)", size, colour_bar=True, alt="mask")]
+    shown = pictures.panels_html(panels)
+    return shown + (pictures.panels_html(guidance_panels(guidance, size)) if guidance else "")
 
 
 def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings) -> None:
     """λ, the label, the mask statistics, every draw and the notes of a card (into the current container)."""
     uses_lam = lam_applies(info, params)
     names = pair.class_names
-    drawn = draws_text(view.draws, view.stages if info.name != "miamix" else {}, set(params), info)
+    draws = {name: value for name, value in view.draws.items() if name not in info.needs}  # drawn as pictures
+    drawn = draws_text(draws, view.stages if info.name != "miamix" else {}, set(params), info)
     # one element for the lot: every element costs the page a little on each λ move
     lines = [_lam_line(info, view, uses_lam, settings),
              (f"label: **{html.escape(names[0])} {view.label[0]:.2f}** / **{html.escape(names[1])} "
@@ -265,21 +289,24 @@ def render_card(name: str, pair: Pair, settings: Settings) -> MixView | None:
             params, problems = controls.draw()
         more = st.expander("Notes, export and code")
     with body:
+        guidance, notes = guidance_controls(name, pair) if info.model_guided else (None, [])
         if problems:
             st.error(f"{info.title}: " + " ".join(problems))
             controls.clear_draws("fix the parameters above")
             return None
         try:
-            view = card_view(name, pair, settings, params)
+            view = card_view(name, pair, settings, params, guidance)
         except ValueError as error:
             st.error(f"{info.title}: {error}")
             controls.clear_draws("fix the parameters above")
             return None
-        st.markdown(pictures_html(view, pair.size), unsafe_allow_html=True)
+        st.markdown(pictures_html(view, pair.size, guidance), unsafe_allow_html=True)
         card_facts(info, view, params, pair, settings)
+        if notes:
+            st.caption(" ".join(notes))
     controls.show_draws(view.draws, view.stages)
     with more:
-        _export(info, view, params, pair, settings, info.name)
+        _export(info, view, params, pair, settings, info.name, guidance)
     return view
 
 

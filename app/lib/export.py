@@ -16,6 +16,9 @@ import numpy as np
 from .images import to_png
 from .mixing import HARDMIX_LOGITS, LABELS, NUM_CLASSES
 
+GUIDANCE_CALLS = {"saliency": "input_gradient_saliency", "cams": "class_activation_maps"}
+"""The msda.guidance function that makes each model-derived input."""
+
 PAIR_FILE = "msda_pair_{size}.png"
 """File name of the pair download: A and B side by side at the working size, lossless."""
 
@@ -74,22 +77,57 @@ def _load_lines(photos: tuple[str | None, str | None], size: int) -> list[str]:
     ]
 
 
+def _guidance_lines(guidance, size: int) -> tuple[list[str], list[str]]:
+    """(imports, lines) that build the card's saliency or CAMs as ``saliency``/``cams``: the same checkpoint
+    on the pair resized to its input size, or the image-only fine-grained map."""
+    need = guidance.need
+    if guidance.checkpoint is None:
+        lines = ["# The card's image-only guidance: msda's fine-grained saliency (SaliencyMix's detector)",
+                 "saliency = fine_grained(images)  # [2, H, W]"]
+        if need == "cams":
+            lines.append(f"cams = F.adaptive_avg_pool2d(saliency[:, None], {guidance.tensors[need].shape[-1]})"
+                         "[:, 0]  # averaged onto cells, as CAMs")
+        return ["import torch.nn.functional as F", "from msda._saliency import fine_grained"], lines
+    call = GUIDANCE_CALLS[need]
+    model_size = guidance.model_size
+    labels = list(guidance.model_labels)
+    lines = [
+        f"# The card's guidance: {guidance.checkpoint.rsplit('/', 1)[-1]} (a {model_size}-px classifier) on the "
+        f"pair resized to {model_size} px",
+        f"model, meta = load_checkpoint({guidance.checkpoint!r})",
+        f"small = F.interpolate(images, size=({model_size}, {model_size}), mode='bilinear', antialias=True, "
+        "align_corners=False)",
+        f"model_labels = torch.tensor({labels})  # {', '.join(map(repr, guidance.classes))} in the model's classes",
+        f"{need} = msda.guidance.{call}(model, small, model_labels)",
+    ]
+    if need == "saliency":
+        lines.append(f"saliency = F.interpolate(saliency[:, None], size=({size}, {size}), mode='bilinear', "
+                     "align_corners=False)[:, 0]  # back to the working size")
+    return ["import torch.nn.functional as F", "from analysis import load_checkpoint"], lines
+
+
 def reproduce_snippet(method: str, *, params: dict[str, Any], alpha: float | None, seed: int, lam: float | None,
                       photos: tuple[str | None, str | None], size: int, class_names: tuple[str, str],
-                      needs_logits: bool) -> str:
+                      needs_logits: bool, guidance=None) -> str:
     """Self-contained code that redraws the card and saves its mixed image and mask as PNG.
 
     ``photos`` are the scikit-image names of A and B (None for an upload or a shapes sample: the code then
-    reads the pair download); ``lam`` is the λ the card passed (None when λ was drawn).
+    reads the pair download); ``lam`` is the λ the card passed (None when λ was drawn); ``guidance`` (a
+    :class:`.guidance.Guidance`) the saliency or CAMs of a model-guided card, which the code builds again.
     """
     call = ["images", "labels"]
     if lam is not None:
         call.append(f"lam={_literal(float(lam))}")
     if needs_logits:
         call.append(f"logits=torch.tensor({[list(row) for row in HARDMIX_LOGITS]})")
+    guidance_imports, guidance_lines = ([], [])
+    if guidance is not None:
+        guidance_imports, guidance_lines = _guidance_lines(guidance, size)
+        call.append(f"{guidance.need}={guidance.need}")
     imports = "import numpy as np, torch" + (", skimage.data" if all(photos) else "")
     lines = [
         imports,
+        *guidance_imports,
         "from PIL import Image" + (", ImageOps" if all(photos) else ""),
         "import msda",
         "",
@@ -97,6 +135,7 @@ def reproduce_snippet(method: str, *, params: dict[str, Any], alpha: float | Non
         "images = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float() / 255.0  # [2, 3, H, W] in [0, 1]",
         f"labels = torch.tensor({list(LABELS)})  # {class_names[0]!r}, {class_names[1]!r}",
         "",
+        *(guidance_lines + [""] if guidance_lines else []),
         f"g = torch.Generator().manual_seed({seed})  # the card's seed: msda draws the same values",
         f"mixer = msda.Mixer({', '.join(_mixer_arguments(method, params, alpha, str(NUM_CLASSES)))})",
         f"out = mixer({', '.join(call)})",
@@ -111,10 +150,14 @@ def reproduce_snippet(method: str, *, params: dict[str, Any], alpha: float | Non
     return "\n".join(lines)
 
 
-def training_snippet(method: str, *, params: dict[str, Any], alpha: float | None, needs_logits: bool) -> str:
+def training_snippet(method: str, *, params: dict[str, Any], alpha: float | None, needs_logits: bool,
+                     needs: tuple[str, ...] = ()) -> str:
     """The card's mixer in a training loop (λ drawn per sample); ``loader``, ``model`` and ``optimizer`` are
-    yours."""
+    yours. A model-guided method gets its saliency or CAMs from the model being trained (msda.guidance)."""
     loop_call = "images, labels, logits=model(images)" if needs_logits else "images, labels"
+    for need in needs:
+        if need in GUIDANCE_CALLS:
+            loop_call += f", {need}=msda.guidance.{GUIDANCE_CALLS[need]}(model, images, labels)"
     return "\n".join([
         "import torch, msda",
         "",

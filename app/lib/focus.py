@@ -17,6 +17,7 @@ import msda
 from . import figures, pictures
 from .cards import Settings, card_facts, card_view, lam_applies, pictures_html
 from .formulas import formula_markdown
+from .guidance import guidance_controls
 from .mixing import MixView
 from .pair import Pair
 from .params import ParameterControls
@@ -83,18 +84,21 @@ def focus_panel(name: str, pair: Pair, settings: Settings) -> None:
             controls = ParameterControls(info)
             params, problems = controls.draw()
         with left:
+            guidance, notes = guidance_controls(name, pair) if info.model_guided else (None, [])
             if problems:
                 st.error(f"{info.title}: " + " ".join(problems))
                 controls.clear_draws("fix the parameters")
                 return
             try:
-                view = card_view(name, pair, settings, params)
+                view = card_view(name, pair, settings, params, guidance)
             except ValueError as error:
                 st.error(f"{info.title}: {error}")
                 controls.clear_draws("fix the parameters")
                 return
-            st.markdown(pictures_html(view, pair.size), unsafe_allow_html=True)
+            st.markdown(pictures_html(view, pair.size, guidance), unsafe_allow_html=True)
             card_facts(info, view, params, pair, settings)
+            if notes:
+                st.caption(" ".join(notes))
         controls.show_draws(view.draws, view.stages)
         frozen = _freeze(params)
         lam_tab, param_tab = st.tabs(["λ sweep", f"{PARAM_SWEEPS[name].name} sweep" if name in PARAM_SWEEPS

@@ -93,16 +93,33 @@ def first_sample(values: dict, batch: int) -> dict[str, Any]:
     return out
 
 
+def guidance_inputs(method: str, images: torch.Tensor, guidance: dict[str, torch.Tensor] | None
+                    ) -> dict[str, torch.Tensor]:
+    """The model-derived keyword arguments of a call: HardMix's made-up logits, and the saliency or CAMs of a
+    model-guided method — ``guidance`` when given (:mod:`.guidance` builds it), else the image-only maps."""
+    info = msda.methods_info()[method]
+    extra = {"logits": torch.tensor(HARDMIX_LOGITS)} if info.needs_logits else {}
+    for need in info.needs:
+        if need in ("saliency", "cams"):
+            if guidance is not None and need in guidance:
+                extra[need] = guidance[need]
+            else:
+                from .guidance import image_guidance_tensor  # the page's default for a photo pair
+
+                extra[need] = image_guidance_tensor(need, images)
+    return extra
+
+
 def mix_view(method: str, images: torch.Tensor, *, lam: float | None, alpha: float, seed: int,
-             params: dict[str, Any]) -> MixView:
+             params: dict[str, Any], guidance: dict[str, torch.Tensor] | None = None) -> MixView:
     """Mix the batch [A, B] ([2, 3, S, S] float) with ``method``; ``lam=None`` lets the method draw λ.
+    ``guidance`` holds the saliency or CAMs of a model-guided method (default: the image-only maps).
 
     Raises the ``ValueError`` of msda when a parameter combination is not allowed.
     """
     generator = torch.Generator().manual_seed(seed)
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, alpha=alpha, generator=generator, **params)
-    extra = {"logits": torch.tensor(HARDMIX_LOGITS)} if mixer.method.info.needs_logits else {}
-    out = mixer(images, torch.tensor(LABELS), lam=lam, **extra)
+    out = mixer(images, torch.tensor(LABELS), lam=lam, **guidance_inputs(method, images, guidance))
     mask = out.mask[:1]
     mixed = (out.images[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     mask_a = mask[0, 0].numpy()
@@ -132,11 +149,13 @@ def _freeze(params: dict[str, Any]) -> tuple:
 
 @st.cache_data(max_entries=256, show_spinner=False)  # ≤ ~0.4 MB each (MiAMix ~1.5 MB)
 def _cached(method: str, pair_key: str, lam: float | None, alpha: float, seed: int, frozen: tuple,
-            _images: torch.Tensor) -> MixView:
-    return mix_view(method, _images, lam=lam, alpha=alpha, seed=seed, params=dict(frozen))
+            guidance_key: str | None, _images: torch.Tensor, _guidance: dict | None) -> MixView:
+    return mix_view(method, _images, lam=lam, alpha=alpha, seed=seed, params=dict(frozen), guidance=_guidance)
 
 
 def cached_mix_view(method: str, pair_key: str, images: torch.Tensor, *, lam: float | None, alpha: float, seed: int,
-                    params: dict[str, Any]) -> MixView:
-    """:func:`mix_view`, cached; ``pair_key`` must identify ``images`` (see :attr:`Pair.key`)."""
-    return _cached(method, pair_key, lam, alpha, seed, _freeze(params), images)
+                    params: dict[str, Any], guidance: dict[str, torch.Tensor] | None = None,
+                    guidance_key: str | None = None) -> MixView:
+    """:func:`mix_view`, cached; ``pair_key`` must identify ``images`` (see :attr:`Pair.key`) and
+    ``guidance_key`` the guidance (see :attr:`.guidance.Guidance.key`)."""
+    return _cached(method, pair_key, lam, alpha, seed, _freeze(params), guidance_key, images, guidance)

@@ -34,6 +34,7 @@ class PairImage:
         error: why an upload was refused (the example is used instead), or None.
         warning: a caution about the image (tiny, strongly enlarged), or None.
         photo: the scikit-image name of an example photo (exported code loads it by name), else None.
+        shapes_class: the class of a shapes sample (what a shapes model's guidance is computed for), else None.
     """
 
     slot: str
@@ -44,6 +45,7 @@ class PairImage:
     error: str | None = None
     warning: str | None = None
     photo: str | None = None
+    shapes_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,14 +119,15 @@ def _example_image(slot: str, example: examples.Example, size: int) -> PairImage
         pixels = cached_fit(decoded.pixels, size)
         history = describe_fit(decoded.original_size, size)
         return PairImage(slot, pixels, example.label, example.class_name, history, photo=name)
-    return PairImage(slot, pixels, example.label, example.class_name, history)
+    return PairImage(slot, pixels, example.label, example.class_name, history, shapes_class=example.class_name)
 
 
 def _upload_image(slot: str, upload, size: int, fallback: PairImage) -> PairImage:
     decoded, error = cached_decode_upload(upload.getvalue(), upload.name)
     if decoded is None:
         return PairImage(slot, fallback.pixels, fallback.source, fallback.class_name, fallback.history,
-                         error=f"Image {slot}: {error} Showing {fallback.source} instead.", photo=fallback.photo)
+                         error=f"Image {slot}: {error} Showing {fallback.source} instead.", photo=fallback.photo,
+                         shapes_class=fallback.shapes_class)
     history = "; ".join((describe_fit(decoded.original_size, size),) + decoded.notes)
     side = min(decoded.original_size)
     warning = None
@@ -154,4 +157,4 @@ def choose_image(slot: str, default_index: int, size: int) -> PairImage:
     class_name = st.text_input(f"Class name of {slot}", value=image.class_name, key=f"class_{slot}_{source_id}",
                                max_chars=40).strip() or image.class_name
     return PairImage(slot, image.pixels, image.source, class_name, image.history, image.error, image.warning,
-                     image.photo)
+                     image.photo, image.shapes_class)

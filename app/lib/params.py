@@ -230,6 +230,11 @@ class ParameterControls:
                 value = _numeric_widget(key, param)
             if value is not None and value != param.default:
                 chosen[param.name] = value
+        guided = [p for p in fixed if p.name in info.needs]  # the card's guidance selector sets these
+        fixed = [p for p in fixed if p not in guided]
+        if guided:
+            st.caption(" ".join(f"`{p.name}`: from the guidance chosen on the card ({p.description})."
+                                for p in guided))
         if fixed:
             listed = "; ".join(f"`{p.name}` ({p.sampled if p.sampled is not None else p.description})"
                                for p in fixed)

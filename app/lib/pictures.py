@@ -36,6 +36,31 @@ def cividis_lut() -> np.ndarray:
     return np.rint(np.stack(channels, axis=1)).astype(np.uint8)
 
 
+@lru_cache(maxsize=1)
+def heat_lut() -> np.ndarray:
+    """uint8 [256, 3]: plotly's Inferno stops, for saliency and CAMs — never Cividis, which is the masks'."""
+    stops = [hex_to_rgb(c) if c.startswith("#") else unlabel_rgb(c) for c in sequential.Inferno]
+    positions = np.linspace(0.0, 1.0, len(stops))
+    grid = np.linspace(0.0, 1.0, 256)
+    channels = [np.interp(grid, positions, [s[i] for s in stops]) for i in range(3)]
+    return np.rint(np.stack(channels, axis=1)).astype(np.uint8)
+
+
+def heat_png_uri(values: np.ndarray) -> str:
+    """A [0, 1] map (saliency, CAM) as a palette PNG data URI whose palette is Inferno."""
+    return palette_png_uri(values, heat_lut())
+
+
+def palette_png_uri(values: np.ndarray, lut: np.ndarray) -> str:
+    """A [0, 1] map as a palette PNG data URI: one byte a pixel, the palette ``lut`` [256, 3]."""
+    image = Image.frombytes("P", (values.shape[1], values.shape[0]),
+                            np.rint(np.clip(values, 0.0, 1.0) * 255).astype(np.uint8).tobytes())
+    image.putpalette(lut.reshape(-1).tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def mask_rgb(mask: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 3]: a [0, 1] mask through Cividis."""
     index = np.rint(np.clip(mask, 0.0, 1.0) * 255).astype(np.uint8)
@@ -44,12 +69,7 @@ def mask_rgb(mask: np.ndarray) -> np.ndarray:
 
 def mask_png_uri(mask: np.ndarray) -> str:
     """A [0, 1] mask as a palette PNG data URI whose palette is Cividis: decoded, it is :func:`mask_rgb`."""
-    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]),
-                            np.rint(np.clip(mask, 0.0, 1.0) * 255).astype(np.uint8).tobytes())
-    image.putpalette(cividis_lut().reshape(-1).tolist())
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return palette_png_uri(mask, cividis_lut())
 
 
 def jpeg_uri(pixels: np.ndarray, quality: int = 90) -> str:
@@ -76,9 +96,9 @@ def decode_uri(uri: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def colour_stops_css() -> str:
-    """A CSS linear-gradient of the mask scale, left 0 (B) to right 1 (A)."""
-    lut = cividis_lut()[np.linspace(0, 255, 11).round().astype(int)]
+def colour_stops_css(lut: np.ndarray | None = None) -> str:
+    """A CSS linear-gradient of the mask scale (or of ``lut``), left 0 (B) to right 1 (A)."""
+    lut = (cividis_lut() if lut is None else lut)[np.linspace(0, 255, 11).round().astype(int)]
     stops = ", ".join(f"rgb({r},{g},{b}) {10 * i}%" for i, (r, g, b) in enumerate(lut))
     return f"linear-gradient(to right, {stops})"
 
@@ -89,14 +109,22 @@ def colour_bar_html() -> str:
             '<div class="msda-ticks"><span>0 = B</span><span>0.5</span><span>1 = A</span></div>')
 
 
+def heat_bar_html() -> str:
+    """The saliency/CAM scale (Inferno) with its two ends: each map is scaled to its own maximum."""
+    return (f'<div class="msda-bar" style="background:{colour_stops_css(heat_lut())}"></div>'
+            '<div class="msda-ticks"><span>0</span><span>its maximum</span></div>')
+
+
 def _img(uri: str, alt: str, side: int) -> str:
     style = ' style="image-rendering:pixelated"' if side < PIXELATED_BELOW else ""
     return f'<img src="{uri}" alt="{html.escape(alt)}"{style}>'
 
 
-def panel_html(uri: str, title: str, side: int, *, colour_bar: bool = False, alt: str | None = None) -> str:
-    """One titled picture (``side`` is its size in pixels), optionally with the mask colour bar under it."""
-    bar = colour_bar_html() if colour_bar else ""
+def panel_html(uri: str, title: str, side: int, *, colour_bar: bool = False, heat_bar: bool = False,
+               alt: str | None = None) -> str:
+    """One titled picture (``side`` is its size in pixels), optionally with the mask colour bar (or the
+    saliency scale) under it."""
+    bar = colour_bar_html() if colour_bar else heat_bar_html() if heat_bar else ""
     caption = f"<figcaption>{html.escape(title)}</figcaption>" if title else ""
     return f'<figure class="msda-panel">{caption}{_img(uri, alt or title, side)}{bar}</figure>'
 

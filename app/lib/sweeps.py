@@ -52,6 +52,12 @@ PARAM_SWEEPS = {
 }
 
 
+SOLVED_FROM_LAM = {"puzzlemix": ("labelling", "plan_own", "plan_partner")}
+"""Entries of a card's ``out.params`` that msda solves from λ (PuzzleMix's graph-cut labelling and transport
+plans): the λ sweep solves them again for each frame instead of replaying the card's, so the frames move with
+λ — and at the card's own λ the same solve gives the card's."""
+
+
 @dataclass
 class Sweep:
     """Frames of a sweep: ``values`` [N] (what was swept), ``masks`` float32 [N, S, S], ``mixed`` uint8
@@ -112,6 +118,7 @@ def lam_sweep(method: str, images: torch.Tensor, replay: dict, *, alpha: float, 
     """The card's mix at λ = 0, 1/(steps − 1), …, 1: one msda call with ``lam`` a [steps] tensor (doubled for
     the B half of the batch), every other draw pinned from ``replay`` (the card's ``MixOutput.params``)."""
     lams = torch.linspace(0.0, 1.0, steps)
+    replay = {key: value for key, value in replay.items() if key not in SOLVED_FROM_LAM.get(method, ())}
     override = {}
     if "layer_lams" in replay:  # MiAMix: the own share is λ, the layers keep their proportions of 1 − λ
         shares = replay["layer_lams"][0]
