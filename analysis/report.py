@@ -102,6 +102,8 @@ def interval_figure(table, metrics: Sequence[str], *, group: str | None = None, 
     of the `group` column (e.g. the occluder kind)."""
     from plotly.subplots import make_subplots
 
+    from .untrusted import plotly_text
+
     metrics = [m for m in metrics if f"{m}_mean" in table.columns]
     rows = max(1, math.ceil(len(metrics) / columns))
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=metrics, vertical_spacing=0.35 / rows)
@@ -110,7 +112,8 @@ def interval_figure(table, metrics: Sequence[str], *, group: str | None = None, 
         row, col = index // columns + 1, index % columns + 1
         for name, part in parts:
             mean = part[f"{metric}_mean"]
-            figure.add_scatter(x=list(part["method"]), y=mean, mode="markers", name=str(name) or "mean",
+            figure.add_scatter(x=[plotly_text(str(m)) for m in part["method"]], y=mean, mode="markers",
+                               name=plotly_text(str(name)) or "mean",
                                legendgroup=str(name), showlegend=index == 0 and bool(group), row=row, col=col,
                                error_y=dict(type="data", symmetric=False, array=part[f"{metric}_ci_high"] - mean,
                                             arrayminus=mean - part[f"{metric}_ci_low"]))

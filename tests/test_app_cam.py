@@ -274,16 +274,22 @@ def test_the_folder_listing_reads_the_manifest_and_skips_resume_states(tmp_path)
 def test_the_occlusion_study_of_every_seed_is_shown_per_occluder_kind(monkeypatch, tmp_path):
     checkpoints.write_folder(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    rows = [{"method": method, "kind": kind, "seeds": 3, "latching_mean": latching, "latching_sd": 0.05,
-             "occluded_accuracy_mean": 0.5, "occluded_accuracy_sd": 0.02, "latching_vs_none": verdict}
+    rows = [{"method": method, "kind": kind, "seeds": 3, "latching_mean": latching, "latching_ci_low": latching - 0.05,
+             "latching_ci_high": latching + 0.05, "occluded_accuracy_mean": 0.5, "occluded_accuracy_ci_low": 0.48,
+             "occluded_accuracy_ci_high": 0.52, "latching_vs_none": verdict}
             for kind, shift in (("solid", 0.0), ("translucent", 0.3))
-            for method, latching, verdict in (("none", 1.0 + shift, None), ("cutmix", 0.8 + shift, "beyond spread"))]
-    manifest["reports"] = {"occlusion": {"command": "python -m analysis.occlusion --n 500", "spread_rule": "rule",
-                                         "methods": rows}}
+            for method, latching, verdict in (("none", 1.0 + shift, "baseline"), ("cutmix", 0.8 + shift, "better"))]
+    manifest["reports"] = {"occlusion": {"command": "python -m analysis.occlusion --n 500",
+                                         "interval": "95 % paired bootstrap intervals", "methods": rows}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     at = open_page(monkeypatch, tmp_path)
     table = at.dataframe[-1].value
-    assert list(table["method"]) == ["none", "cutmix"] and list(table["latching"]) == ["1.00 ± 0.05", "0.80 ± 0.05"]
-    assert list(table["vs none"]) == ["(baseline)", "beyond spread"]
+    assert list(table["method"]) == ["none", "cutmix"]
+    assert list(table["latching"]) == ["1.00 [0.95, 1.05]", "0.80 [0.75, 0.85]"]
+    assert list(table["vs none"]) == ["(baseline)", "better"]
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    latching = next(c for c in charts if "latching" in c["layout"].get("title", {}).get("text", ""))
+    assert latching["data"][0]["error_y"]["array"] == pytest.approx([0.05, 0.05])
+    assert not any("spread" in c.value for c in at.caption)
     at.radio(key="cam:study-kind").set_value("translucent").run()
-    assert list(at.dataframe[-1].value["latching"]) == ["1.30 ± 0.05", "1.10 ± 0.05"]
+    assert list(at.dataframe[-1].value["latching"]) == ["1.30 [1.25, 1.35]", "1.10 [1.05, 1.15]"]

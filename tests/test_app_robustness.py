@@ -240,7 +240,7 @@ def test_a_second_run_names_the_run_it_waits_for_and_can_cancel_it(monkeypatch, 
     assert waiting.wait(60) and waiting.status == "done", (waiting.status, waiting.error)
 
 
-def test_a_reloaded_csv_of_a_seed_sweep_gets_its_per_method_table(page, tmp_path):
+def test_a_reloaded_csv_of_a_seed_sweep_says_why_it_has_no_per_method_verdicts(page, tmp_path):
     from analysis.robustness import RobustnessResults, build_report
 
     models = ("none-s0", "none-s1", "mixup-s0", "mixup-s1")
@@ -251,21 +251,23 @@ def test_a_reloaded_csv_of_a_seed_sweep_gets_its_per_method_table(page, tmp_path
     report = build_report(results, {}, alexnet=False, data={}, checkpoints=checkpoints, settings={})
     page.file_uploader(key="rob:reload").set_value(("robustness.csv", report_csv(report), "text/csv")).run()
     assert not page.exception and not page.error
-    methods = page.dataframe[1].value.set_index("method")  # after the summary
-    assert methods.loc["none", "corrupted_accuracy"] == "0.688 ± 0.088"  # 5/8 and 6/8
-    assert "sd_a + sd_b" in text(page)
+    assert len(page.dataframe) == 1  # the summary only: counts carry no per-image outcome to compare paired
+    assert "Per-method intervals and verdicts need every image's outcome" in text(page)
+    assert "spread" not in text(page)
 
 
 def _with_shipped_robustness(folder: Path) -> Path:
     """The folder's manifest with a robustness report's per-method table, as msda.training.manifest copies it."""
     manifest = json.loads((folder / "manifest.json").read_text())
-    row = lambda method, mean, sd, verdict: {  # noqa: E731
-        "method": method, "seeds": 3, "mean_corrupted_accuracy_15_mean": mean, "mean_corrupted_accuracy_15_sd": sd,
-        "clean_error_mean": 0.05, "clean_error_sd": 0.01, "mean_corrupted_accuracy_15_vs_none": verdict}
+    row = lambda method, mean, half, verdict, replicated: {  # noqa: E731
+        "method": method, "seeds": 3, "mean_corrupted_accuracy_15_mean": mean,
+        "mean_corrupted_accuracy_15_ci_low": mean - half, "mean_corrupted_accuracy_15_ci_high": mean + half,
+        "clean_error_mean": 0.05, "clean_error_ci_low": 0.04, "clean_error_ci_high": 0.06,
+        "mean_corrupted_accuracy_15_vs_none": verdict, "mean_corrupted_accuracy_15_replicated": replicated}
     manifest["reports"] = {"robustness": {
         "command": "python -m analysis.robustness --checkpoint 'checkpoints/seeds/*.safetensors' --n 300",
-        "spread_rule": "|mean_a − mean_b| < sd_a + sd_b",
-        "methods": [row("none", 0.80, 0.01, None), row("mixup", 0.86, 0.02, "beyond spread")]}}
+        "interval": "Intervals are 95 % paired bootstrap intervals over seeds and test images.",
+        "methods": [row("none", 0.80, 0.01, "baseline", None), row("mixup", 0.86, 0.02, "better", True)]}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -275,9 +277,23 @@ def test_before_a_run_the_page_shows_the_shipped_study_from_the_manifest(monkeyp
     assert "The shipped checkpoints, as the project measured them" in [h.value for h in at.subheader]
     table = at.dataframe[-1].value
     assert list(table["method"]) == ["mixup", "none"]  # ordered by the mean corrupted accuracy
-    assert list(table["corrupted (15) %"]) == ["86.0 ± 2.0", "80.0 ± 1.0"]
-    assert list(table["vs none"]) == ["beyond spread", "(baseline)"]
-    assert any("--n 300" in c.value for c in at.caption)
+    assert list(table["corrupted (15) %"]) == ["86.0 [84.0, 88.0]", "80.0 [79.0, 81.0]"]
+    assert list(table["vs none"]) == ["better", "(baseline)"] and list(table["replicated"]) == ["yes", ""]
+    assert any("--n 300" in c.value and "95 % paired bootstrap" in c.value for c in at.caption)
+    (chart,) = [c for c in at.get("plotly_chart")]  # the interval of every method, as error bars
+    (trace,) = json.loads(chart.proto.spec)["data"]
+    assert trace["x"] == ["mixup", "none"] and trace["error_y"]["array"] == pytest.approx([2.0, 1.0])
+
+
+def test_a_shipped_table_from_before_the_intervals_is_not_shown(monkeypatch, tmp_path):
+    folder = _with_shipped_robustness(checkpoints_folder(tmp_path))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for row in manifest["reports"]["robustness"]["methods"]:  # the old mean ± sd table with its spread rule
+        for key in [key for key in row if key.endswith(("_ci_low", "_ci_high"))]:
+            row[key.rsplit("_ci_", 1)[0] + "_sd"] = row.pop(key)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    at = open_page(monkeypatch, folder)
+    assert not any("as the project measured them" in h.value for h in at.subheader)
 
 
 def test_without_a_study_in_the_manifest_there_is_no_such_section(page):

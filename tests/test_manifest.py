@@ -61,13 +61,17 @@ def test_report_rows_follow_the_file_hash_of_a_shipped_copy(seeds, tmp_path, mon
     report = {"command": "python -m analysis.occlusion ...",
               "rows": [{"model": f"mixup-s{seed}", "checkpoint": f"seeds/mixup-s{seed}.safetensors",
                         "kind": "solid", "latching": seed} for seed in range(3)],
-              "methods": [{"method": "mixup", "kind": "solid", "latching_mean": 1.0, "latching_sd": 1.0}],
-              "spread_rule": "rule"}
+              "methods": [{"method": "mixup", "kind": "solid", "latching_mean": 1.0, "latching_ci_low": 0.9,
+                           "latching_ci_high": 1.1, "latching_vs_none": "better"}],
+              "interval": "95 % paired bootstrap intervals", "outcomes": "occlusion_outcomes.safetensors"}
     (tmp_path / "occlusion.json").write_text(json.dumps(report))
     built = manifest.build(shipped, seeds=folder, occlusion=tmp_path / "occlusion.json")
     (entry,) = built["checkpoints"]
     assert [row["model"] for row in entry["occlusion"]["rows"]] == ["mixup-s0"]  # seed 0 only: the copy
     assert built["reports"]["occlusion"]["methods"] == report["methods"]
+    assert built["reports"]["occlusion"]["interval"] == report["interval"]
+    assert built["reports"]["occlusion"]["outcomes"] == {"file": str(tmp_path / "occlusion_outcomes.safetensors"),
+                                                         "sha256": None}  # named, not there
     assert built["seeds"]["methods"][0]["method"] == "mixup"
     # The robustness report names each model's file in its "checkpoints" map, not in the rows.
     robustness = {"command": "python -m analysis.robustness ...",

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from analysis.robustness import evaluate_corruptions
+from analysis.stats import VERDICTS
 from analysis.robustness.data import (build_report, check_count, evenly_spaced, prepare_data,
                                       stored_corruptions)
 
@@ -90,7 +91,7 @@ def test_report_rows_carry_method_and_seed_and_seeds_give_a_per_method_table():
         torch.nn.init.normal_(model[1].weight, generator=torch.Generator().manual_seed(index))
     data = prepare_data("shapes-c", [_meta()], n=8, corruptions=["fog"], severities=[1])
     results = evaluate_corruptions(models, data.clean, data.labels, corruptions=data.corruptions,
-                                   severities=data.severities, generator_seed=0)
+                                   severities=data.severities, generator_seed=0, keep_items=True)
     checkpoints = {name: {"method": name.split("-")[0], "seed": int(name[-1])} for name in models}
     report = build_report(results, {}, alexnet=False, data={"name": "shapes-c"}, checkpoints=checkpoints,
                           settings={})
@@ -99,16 +100,20 @@ def test_report_rows_carry_method_and_seed_and_seeds_give_a_per_method_table():
     methods = report["methods"].set_index("method")
     none = report["summary"][report["summary"]["method"] == "none"]["corrupted_accuracy"]
     assert methods.loc["none", "corrupted_accuracy_mean"] == pytest.approx(none.mean())
-    assert methods.loc["none", "corrupted_accuracy_sd"] == pytest.approx(none.std(ddof=1))
-    assert methods.loc["mixup", "corrupted_accuracy_vs_none"] in ("within spread", "beyond spread")
-    assert "sd_a + sd_b" in report["spread_rule"]
+    assert methods.loc["none", "corrupted_accuracy_ci_low"] <= none.mean() <= methods.loc["none", "corrupted_accuracy_ci_high"]
+    assert methods.loc["mixup", "corrupted_accuracy_vs_none"] in VERDICTS
+    assert methods.loc["none", "corrupted_accuracy_vs_none"] == "baseline" and "bootstrap" in report["interval"]
     document, reread, _ = read_report(report_json(report), "robustness.json")  # the reader takes the new columns
     assert reread.correct.tolist() == results.correct.tolist()
     single = build_report(results, {}, alexnet=False, data={}, checkpoints={}, settings={})
     assert "methods" not in single and single["rows"]["method"].isna().all()
+    counts_only = evaluate_corruptions(models, data.clean, data.labels, corruptions=data.corruptions,
+                                       severities=data.severities, generator_seed=0)
+    # Without per-item outcomes there is nothing to compare paired: no per-method verdicts.
+    assert "methods" not in build_report(counts_only, {}, alexnet=False, data={}, checkpoints=checkpoints, settings={})
 
 
-def test_the_per_method_table_has_fgsm_accuracy_per_eps_with_its_spread():
+def test_the_per_method_table_has_fgsm_accuracy_per_eps_with_its_interval():
     from analysis.robustness.evaluate import FGSMCurve
 
     data = prepare_data("shapes-c", [_meta()], n=4, corruptions=["fog"], severities=[1])
@@ -117,13 +122,15 @@ def test_the_per_method_table_has_fgsm_accuracy_per_eps_with_its_spread():
     results = evaluate_corruptions(models, data.clean, data.labels, corruptions=data.corruptions,
                                    severities=data.severities, generator_seed=0)
     correct = {"none-s0": [4, 2], "none-s1": [4, 0], "mixup-s0": [4, 3], "mixup-s1": [3, 3]}
-    curves = {name: FGSMCurve(eps=(0.0, 2 / 255), correct=torch.tensor(values), total=torch.tensor(4))
-              for name, values in correct.items()}
+    items = {name: torch.arange(4)[None] < torch.tensor(values)[:, None] for name, values in correct.items()}  # [E, 4]
+    curves = {name: FGSMCurve(eps=(0.0, 2 / 255), correct=torch.tensor(values), total=torch.tensor(4),
+                              items=items[name]) for name, values in correct.items()}
     checkpoints = {name: {"method": name.split("-")[0], "seed": int(name[-1])} for name in models}
     report = build_report(results, curves, alexnet=False, data={}, checkpoints=checkpoints, settings={})
     methods = report["methods"].set_index("method")
     assert methods.loc["none", "fgsm_2_255_mean"] == pytest.approx(0.25)
-    assert methods.loc["none", "fgsm_2_255_sd"] == pytest.approx(np.std([0.5, 0.0], ddof=1))
     assert methods.loc["mixup", "fgsm_2_255_mean"] == pytest.approx(0.75)
     assert methods.loc["mixup", "fgsm_0_255_mean"] == pytest.approx(0.875)
-    assert methods.loc["mixup", "fgsm_2_255_vs_none"] == "beyond spread"  # |0.75 − 0.25| ≥ 0.354 + 0
+    assert methods.loc["mixup", "fgsm_2_255_diff"] == pytest.approx(0.5)
+    assert methods.loc["mixup", "fgsm_2_255_diff_ci_low"] <= 0.5 <= methods.loc["mixup", "fgsm_2_255_diff_ci_high"]
+    assert methods.loc["mixup", "fgsm_2_255_vs_none"] in VERDICTS

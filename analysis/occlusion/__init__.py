@@ -28,8 +28,11 @@ version 1 — solid/translucent/smooth match square at 1.00. The command line re
 0.85 (``--allow-class-shaped-occluders`` runs it and the table flags it) and reports every kind's closest
 class. Beside the latching score, the study reports CAM *faithfulness* — the grad-cam package's
 ``CamMultImageConfidenceChange`` (:func:`analysis.cam.cam_confidence_change`) — so a latching score can be read
-against whether the map is one the model acts on. With several seeds per method the command line adds a
-per-method table, mean ± sd over seeds, and the spread rule of :mod:`analysis.seeds`.
+against whether the map is one the model acts on. The command line keeps every model's per-item outcomes
+(``occlusion_outcomes.safetensors``) and, with several methods or seeds, adds a per-method table: each metric's
+mean with its 95 % interval and the paired difference to ``none`` with :func:`analysis.stats.compare`'s verdict
+(items are images, their occluded copies averaged), and with ``--replication-data-seed`` whether each verdict
+replicates on an independent test split.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels, half-open: a pixel (row i, column j) is inside when its centre
 ``(j + 0.5, i + 0.5)`` satisfies ``x0 < j + 0.5 < x1`` and ``y0 < i + 0.5 < y1`` — for integer coordinates,

@@ -23,9 +23,11 @@ with the same seed and batch size on the same kind of device sees them again.
     fgsm_curves(models, images, labels)["cutmix"].accuracy
 
 The data of a run and its report come from :mod:`.data` (:func:`prepare_data`, :func:`build_report`), shared
-by the command line and the app's Robustness page. Checkpoints with several seeds per method (metadata
-``method`` and ``seed``) get a per-method table, mean ± sd over seeds, with the spread rule of
-:mod:`analysis.seeds`.
+by the command line and the app's Robustness page. The command line keeps every model's per-item hits
+(``robustness_outcomes.safetensors``); with several methods or seeds (metadata ``method`` and ``seed``) the
+report gets a per-method table: each metric's mean with its 95 % interval and the paired difference to ``none``
+with :func:`analysis.stats.compare`'s verdict (:func:`analysis.verdicts.method_table`), and with
+``--replication-data-seed`` whether each verdict replicates on an independent test split.
 
 From the command line (CSV + JSON + self-contained HTML report; ``torchrun --nproc_per_node N -m
 analysis.robustness …`` shards the evaluation over N processes):

@@ -32,6 +32,7 @@ from app.lib.cam_view import (  # noqa: E402
     cached_model_view,
     cached_position_study,
     cached_sensitivity,
+    choose_cam_layers,
     percent,
     random_box,
     ratio,
@@ -90,6 +91,7 @@ def sidebar() -> tuple[list[LoadedModel], list, str | None, ProbeImage, str, str
         st.header("Explanation")
         method = st.selectbox("CAM method", list(CAM_METHODS), format_func=lambda name: CAM_NAMES.get(name, name),
                               key="cam:method")
+        models = choose_cam_layers(models, "cam")
         target = st.radio("The CAMs explain", list(TARGETS), format_func=TARGETS.get, key="cam:target")
         k = st.slider("top-k classes", 1, TOP_K, 3, key="cam:k")
         st.header("Occluder")
@@ -224,7 +226,7 @@ def sensitivity_section(models: list[LoadedModel], image: ProbeImage, target: st
 
 def shipped_section() -> None:
     """The occlusion study of every shipped seed, from the manifest: what one image cannot show."""
-    from app.lib.shipped_studies import Column, shipped_study, study_table
+    from app.lib.shipped_studies import Column, interval_chart, shipped_study, study_table
 
     study = shipped_study(checkpoint_folder(), "occlusion")
     if study is None:
@@ -237,9 +239,15 @@ def shipped_section() -> None:
                    Column("faithfulness", "faithfulness", 1, 3)]
         st.dataframe(study_table(study, columns, where={"kind": kind}, order_by="latching", verdict_of="latching"),
                      hide_index=True)
-        st.caption("Mean ± sd over seeds, ordered by latching; *vs none* is the spread rule on latching. "
-                   "Faithfulness: the grad-cam package's confidence change when the image is multiplied by its "
-                   f"CAM (higher = the map keeps what the class needs). `{study.command}` — {study.spread_rule}.")
+        left, right = st.columns(2)
+        for place, column in ((left, columns[0]), (right, columns[2])):
+            place.plotly_chart(interval_chart(study, column, where={"kind": kind}, order_by="latching",
+                                              title=f"{column.header}, {kind} occluder"),
+                               config=figures.CHART_CONFIG, theme=None, key=f"cam:study:{column.key}")
+        st.caption("Mean [95 % interval], ordered by latching; *vs none* is the verdict on latching (lower = the "
+                   "CAM is less drawn to the occluder = better). Faithfulness: the grad-cam package's confidence "
+                   "change when the image is multiplied by its CAM (higher = the map keeps what the class needs). "
+                   f"{study.interval} `{study.command}`")
 
 
 started = time.perf_counter()

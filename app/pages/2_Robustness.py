@@ -52,7 +52,7 @@ st.html("""<style>[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }<
 
 def shipped_section() -> None:
     """What the project measured on the shipped checkpoints (every seed), from the manifest: a starting point."""
-    from app.lib.shipped_studies import Column, shipped_study, study_table
+    from app.lib.shipped_studies import Column, interval_chart, shipped_study, study_table
 
     study = shipped_study(checkpoint_folder(), "robustness")
     if study is None:
@@ -61,13 +61,15 @@ def shipped_section() -> None:
                Column("corrupted (19) %", "mean_corrupted_accuracy_19"), Column("FGSM 2/255 %", "fgsm_2_255"),
                Column("FGSM 8/255 %", "fgsm_8_255")]
     st.subheader("The shipped checkpoints, as the project measured them")
-    st.markdown("Every seed of every method (the checkpoints here are seed 0), mean ± sd over seeds, ordered by "
-                "the mean corrupted accuracy over the 15 benchmark corruptions. *vs none* applies the spread rule "
-                "to that column: a gap is called *beyond spread* only when the two methods' one-sd bands do not "
-                "touch.")
+    st.markdown("Every seed of every method (the checkpoints here are seed 0): mean [95 % interval], ordered by "
+                "the mean corrupted accuracy over the 15 benchmark corruptions. *vs none* is the verdict on that "
+                "column from a paired comparison with `none` on the same images.")
     st.dataframe(study_table(study, columns, order_by="mean_corrupted_accuracy_15",
                              verdict_of="mean_corrupted_accuracy_15"), hide_index=True)
-    st.caption(f"`{study.command}` — the rule: {study.spread_rule}.")
+    st.plotly_chart(interval_chart(study, columns[1], order_by="mean_corrupted_accuracy_15",
+                                   title="Mean corrupted accuracy (15 benchmark corruptions), 95 % intervals"),
+                    theme=None, key="rob:shipped:chart")
+    st.caption(f"{study.interval} `{study.command}`")
 
 
 def _group_key(group: str) -> str:
@@ -205,12 +207,22 @@ def results_section(shown: Shown) -> None:
     st.caption(" ".join(notes))
     methods = shown.report.get("methods")
     if methods is not None:
-        from analysis.seeds import formatted
+        from analysis.corruptions import CORRUPTIONS
+        from analysis.report import interval_figure
+        from analysis.verdicts import formatted
 
         metrics = [column.removesuffix("_mean") for column in methods.columns if column.endswith("_mean")]
-        st.markdown("**Per method** — mean ± sd over the seeds of each method")
+        st.markdown("**Per method** — mean [95 % interval] over the seeds and images of each method, and the "
+                    "verdict against `none`")
         st.dataframe(formatted(methods, metrics, digits=3), hide_index=True, key="rob:methods")
-        st.caption(f"Spread rule: {shown.report['spread_rule']}.")
+        headline = [m for m in metrics if m.removeprefix("accuracy_") not in CORRUPTIONS][:6]
+        chart = interval_figure(methods, headline, columns=3)
+        chart.update_layout(template=TEMPLATE)
+        st.plotly_chart(chart, theme=None, key="rob:methods:chart")
+        st.caption(shown.report.get("interval", ""))
+    elif "method" in summary.columns and summary["method"].dropna().nunique() >= 2:
+        st.caption("Per-method intervals and verdicts need every image's outcome, which a reloaded file does not "
+                   "carry: run the study here, or read the command line's robustness_methods.csv.")
 
     heatmaps = error_heatmaps(results)
     if len(results.corruptions) * len(results.severities) <= MAX_LABELLED_CELLS:
