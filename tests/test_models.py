@@ -117,10 +117,13 @@ def test_torchvision_names_build_without_weights(arch):
     assert isinstance(out, torch.Tensor) and out.shape == (2, NUM_CLASSES)
 
 
-def test_list_models_is_ours_then_torchvision():
+def test_list_models_is_ours_then_torchvision_then_timm():
     names = list_models()
     assert tuple(names[: len(ARCHS)]) == ARCHS
-    assert set(names[len(ARCHS):]) == set(torchvision.models.list_models(module=torchvision.models)) - set(ARCHS)
+    timm_part = [name for name in names if name.startswith("timm/")]
+    assert timm_part == names[len(names) - len(timm_part):]  # timm's come last
+    assert set(names[len(ARCHS):len(names) - len(timm_part)]) == (
+        set(torchvision.models.list_models(module=torchvision.models)) - set(ARCHS))
 
 
 def test_unknown_arch_lists_ours_and_points_to_torchvision():

@@ -1,6 +1,8 @@
-"""Building a network by name: ours first, then torchvision's classification architectures.
+"""Building a network by name: ours first, then torchvision's classification architectures, then timm's
+(``"timm/<name>"``, :mod:`.timm_models`).
 
-Nothing here downloads: torchvision builders are always called with ``weights=None``.
+Nothing here downloads: torchvision builders are always called with ``weights=None``, timm's with
+``pretrained=False``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from .._checks import check_int
 from ._registry import constructor_for, registered_names
+from .timm_models import build_timm, is_timm_arch, timm_names
 
 # GoogLeNet and Inception-v3 return a tuple with auxiliary logits in training mode and warn about a changing
 # default init; switching the auxiliary heads off gives every model the same [B, num_classes] output.
@@ -32,19 +35,22 @@ def torchvision_names() -> tuple[str, ...]:
 
 
 def list_models() -> list[str]:
-    """Every name :func:`build_model` accepts: ours (in registry order), then torchvision's (sorted)."""
-    return list(registered_names()) + [name for name in torchvision_names() if name not in registered_names()]
+    """Every name :func:`build_model` accepts: ours (in registry order), then torchvision's (sorted), then timm's
+    as ``"timm/<name>"`` (sorted; none when timm is not installed)."""
+    return (list(registered_names()) + [name for name in torchvision_names() if name not in registered_names()]
+            + list(timm_names()))
 
 
 def build_model(arch: str, num_classes: int, **kwargs) -> nn.Module:
     """A freshly initialised classifier.
 
     Args:
-        arch: one of ``msda.models.ARCHS`` or a torchvision classification architecture name (see
-            :func:`list_models`).
+        arch: one of ``msda.models.ARCHS``, a torchvision classification architecture name, or a timm one
+            written ``"timm/<name>"`` (e.g. ``"timm/convnext_tiny"``; see :func:`list_models`).
         num_classes: number of outputs.
         **kwargs: passed to the constructor (e.g. ``shortcut="B"`` for resnet20, ``dropout=0.3`` for
-            wrn28_10, ``zero_init_residual=True`` for torchvision ResNets). Pretrained weights are refused.
+            wrn28_10, ``zero_init_residual=True`` for torchvision ResNets, ``drop_path_rate=0.1`` for timm models).
+            Pretrained weights are refused.
 
     Returns an ``nn.Module`` mapping normalised images [B, 3, H, W] to logits [B, num_classes], on the CPU (or
     the current default device), in train mode. Wrap it in :class:`msda.models.Normalized` to feed [0, 1] images.
@@ -67,15 +73,21 @@ def build_model(arch: str, num_classes: int, **kwargs) -> nn.Module:
                              f"{', '.join(params) or 'none'} (see its docstring)") from None
         return constructor(num_classes=num_classes, **kwargs)
 
+    if is_timm_arch(arch):
+        return build_timm(arch, num_classes, **{key: value for key, value in kwargs.items()
+                                                if key not in _WEIGHT_KWARGS})
+
     if arch in torchvision_names():
         options = {key: value for key, value in kwargs.items() if key not in _WEIGHT_KWARGS}
         options = {**_TORCHVISION_DEFAULTS.get(arch, {}), **options}
         return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **options)
 
-    close = difflib.get_close_matches(arch, list_models(), n=3)
+    if f"timm/{arch}" in timm_names():  # a timm name given without its prefix
+        close = [f"timm/{arch}"]
+    else:
+        close = difflib.get_close_matches(arch, list_models(), n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(
-        f"arch must be one of ours ({', '.join(registered_names())}) or a torchvision classification model "
-        f"(msda.models.list_models() or torchvision.models.list_models(module=torchvision.models) lists them); "
-        f"got {arch!r}.{hint}"
+        f"arch must be one of ours ({', '.join(registered_names())}), a torchvision classification model or "
+        f"'timm/<name>' for a timm one (msda.models.list_models() lists them all); got {arch!r}.{hint}"
     )
