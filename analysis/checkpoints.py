@@ -5,20 +5,32 @@ What is read, and how:
 - ``.safetensors`` files (recognised by suffix or by their header, whatever the suffix): tensors only, nothing
   can execute. Our checkpoints (``msda.training.checkpoint``) carry their metadata in the header; plain ones
   (e.g. exported from other code bases) need ``arch``.
-- Anything else (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, …) goes through ``torch.load(weights_only=True)``, which
-  only rebuilds tensors, numbers, strings, lists and dicts. A pickle that names any other Python object (a
-  whole pickled model, an optimizer class, or a file crafted to run code) is refused *before* anything in it
-  runs, with a ValueError that says how to re-save it as a state dict.
+- Anything else (``.pt``, ``.pth``, ``.bin``, ``.ckpt``, ``.pth.tar``, …) goes through
+  ``torch.load(weights_only=True)``, which only rebuilds tensors, numbers, strings, lists and dicts — plus one
+  class allowed by name, ``argparse.Namespace``: timm's train script (and DeiT's) store their command-line
+  arguments as one beside the weights. A Namespace is a bag of attributes: rebuilding it calls no method of the
+  file's choosing, and the values inside it pass the same weights-only check. A pickle that names any other
+  Python object (a whole pickled model, an optimizer class, or a file crafted to run code) is refused *before*
+  anything in it runs, with a ValueError that says how to re-save it as a state dict.
 
-Layouts understood inside a file: a bare state dict; a dict holding it under ``state_dict``,
-``model_state_dict``, ``model``, ``net``, ``network``, ``module`` or ``weights`` (nested, e.g. Lightning or
-timm training checkpoints with optimizer state beside them); key prefixes ``module.`` (DataParallel / DDP),
-``_orig_mod.`` (torch.compile), ``model.`` (Lightning) and ``net.`` (our :class:`msda.models.Normalized`
-wrapper — its ``mean``/``std`` buffers are then used as the input normalisation).
+Layouts understood inside a file: a bare state dict (timm's ``clean_checkpoint.py`` writes one, as ``.pth`` or
+``.safetensors``); a dict holding it under ``state_dict``, ``model_state_dict``, ``model``, ``net``,
+``network``, ``module`` or ``weights`` (nested, e.g. Lightning or timm training checkpoints with optimizer
+state beside them); key prefixes ``module.`` (DataParallel / DDP), ``_orig_mod.`` (torch.compile), ``model.``
+(Lightning) and ``net.`` (our :class:`msda.models.Normalized` wrapper — its ``mean``/``std`` buffers are then
+used as the input normalisation).
+
+timm's train script (``timm.utils.CheckpointSaver``: ``epoch``, ``arch``, ``state_dict``, ``optimizer``,
+``version``, ``args``, and ``state_dict_ema`` with ``--model-ema``): ``arch`` is timm's model name and is read as
+``"timm/<name>"`` (a pretrained tag such as ``.a1_in1k`` dropped); the input convention is the one the run
+used — ``args.mean``/``args.std``/``args.input_size``/``args.img_size`` where given, else the model name's
+timm config. The EMA weights are loaded with ``use_ema=True`` (``state_dict_ema``, or DeiT's ``model_ema``);
+by default the trained weights (``state_dict``) are.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import pickle
@@ -36,13 +48,22 @@ from torch import Tensor, nn
 from msda._checks import describe
 from msda.data._common import IMAGENET_MEAN, IMAGENET_STD
 from msda.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
-from msda.models import ARCHS, Normalized, build_model, list_models
+from msda.models import ARCHS, Normalized, build_model, fixed_input_size, list_models, timm_data_config
+from msda.models.timm_models import is_timm_arch, timm_arch_for
 from msda.training.checkpoint import read_checkpoint_meta
 
 __all__ = ["load_checkpoint", "default_meta", "CONTAINER_KEYS", "STRIPPED_PREFIXES"]
 
 CONTAINER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net", "network", "module", "weights")
 """Keys under which training scripts commonly nest the network's state dict, tried in this order."""
+
+EMA_KEYS: tuple[str, ...] = ("state_dict_ema", "model_ema")
+"""Keys of the exponential-moving-average weights beside the trained ones (timm's train script, DeiT's), read
+with ``use_ema=True``."""
+
+SAFE_CLASSES: tuple[type, ...] = (argparse.Namespace,)
+"""The only classes ``torch.load(weights_only=True)`` may rebuild beyond plain data: training scripts (timm's,
+DeiT's) save their ``args`` as an ``argparse.Namespace``, which holds plain values and runs no code."""
 
 STRIPPED_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
 """Wrapper prefixes removed when every key carries one (and the architecture's own keys do not)."""
@@ -85,11 +106,17 @@ def default_meta(arch: str, num_classes: int) -> dict[str, Any]:
       ``(0.4914, 0.4822, 0.4465)`` / ``(0.2470, 0.2435, 0.2616)`` at 32 px, or CIFAR-100's
       ``(0.5071, 0.4865, 0.4409)`` / ``(0.2673, 0.2564, 0.2762)`` when ``num_classes == 100``. (Our own training
       always writes its statistics into the checkpoint, so this only applies to files from elsewhere.)
+    - timm architectures (``"timm/<name>"``): the mean, std and input side of the name's timm config (what timm's
+      scripts use unless told otherwise; e.g. ImageNet's at 224 px for ``timm/resnet50``, 0.5/0.5 for
+      ``timm/vit_tiny_patch16_224``).
     - classes: ``["class 0", "class 1", …]``.
     """
     if arch in ARCHS:
         mean, std = (CIFAR100_MEAN, CIFAR100_STD) if num_classes == 100 else (CIFAR10_MEAN, CIFAR10_STD)
         size = 32
+    elif is_timm_arch(arch):
+        config = timm_data_config(arch)
+        mean, std, size = config["mean"], config["std"], config["input_size"]
     else:
         mean, std, size = IMAGENET_MEAN, IMAGENET_STD, 224
     return {"arch": arch, "num_classes": num_classes, "classes": [f"class {i}" for i in range(num_classes)],
@@ -99,21 +126,25 @@ def default_meta(arch: str, num_classes: int) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_classes: int | None = None,
                     device: str | torch.device = "cpu", classes: Sequence[str] | None = None,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                    input_size: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+                    input_size: int | None = None, use_ema: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """A trained classifier from a weights file, ready for analysis.
 
     Args:
         path: our ``.safetensors`` checkpoint, a plain ``.safetensors`` state dict, or a ``.pt``/``.pth``/…
             file written by ``torch.save`` (read with ``weights_only=True`` only; see the module docstring for
             the layouts understood).
-        arch: architecture name (``msda.models.list_models()``); required unless the file's metadata names it.
+        arch: architecture name (``msda.models.list_models()``: ours, torchvision's, ``"timm/<name>"``);
+            required unless the file's metadata names it.
         num_classes: number of outputs; when neither given nor in the metadata it is read from the classifier
             weight's shape.
         device: where the returned model lives.
         classes, mean, std, input_size: the input convention; given values override the file's. Without
             them and without metadata in the file, :func:`default_meta` applies: ImageNet mean/std at 224 px for
             torchvision architectures, CIFAR-10 (CIFAR-100 for 100 classes) mean/std at 32 px for ours, classes
-            ``["class 0", …]``; a file saved from our ``Normalized`` wrapper supplies its own mean/std.
+            ``["class 0", …]``; a file saved from our ``Normalized`` wrapper supplies its own mean/std, a timm
+            training checkpoint its run's (``args``), and timm architectures default to their timm config.
+        use_ema: load the EMA weights a training checkpoint holds beside the trained ones (``state_dict_ema``,
+            ``model_ema``) instead of them; a file without EMA weights is then refused.
 
     Returns ``(model, meta)``: ``model`` is ``Normalized(net, mean, std)`` — it takes images in [0, 1] and
     normalises inside — on `device`, in eval mode. ``meta`` is the file's metadata (for our checkpoints:
@@ -128,15 +159,16 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_cla
     if not path.is_file():
         raise ValueError(f"no checkpoint file at {str(path)!r}")
     device = _check_device(device)
-    if arch is not None and (not isinstance(arch, str) or arch not in list_models()):
-        raise ValueError(f"arch must be one of msda.models.list_models() (ours: {', '.join(ARCHS)}; or a "
-                         f"torchvision classifier), got {arch!r}")
+    if arch is not None:
+        _check_arch(arch)
+    if not isinstance(use_ema, bool):
+        raise ValueError(f"use_ema must be True or False, got {describe(use_ema)}")
     if num_classes is not None:
         num_classes = _count("num_classes", num_classes, 1, MAX_NUM_CLASSES)
     if input_size is not None:
         input_size = _count("input_size", input_size, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
 
-    file_meta, state, layout = _read_weights(path)
+    file_meta, state, layout = _read_weights(path, use_ema)
     file_meta = _check_file_meta(file_meta, path)
     if file_meta.get("arch") is not None and arch is not None and file_meta["arch"] != arch:
         raise ValueError(f"{path} was saved as arch {file_meta['arch']!r}, but arch={arch!r} was given")
@@ -144,7 +176,7 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_cla
     if arch is None:
         raise ValueError(f"{path} does not say which architecture it holds ({layout}); pass arch=…, one of "
                          f"msda.models.list_models() (ours: {', '.join(ARCHS)})")
-    if arch not in list_models():
+    if arch not in _known_archs():
         raise ValueError(f"{path} names arch {arch!r}, which msda.models.build_model does not know; pass arch=…")
 
     state, normalisation, stripped = _strip_prefixes(state, _expected_keys(arch))
@@ -172,7 +204,8 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_cla
     meta["std"] = _check_channels("std", meta["std"], positive=True)
 
     net = build_model(arch, num_classes)
-    fixed_size = getattr(net, "image_size", None)  # vision transformers take one input side only
+    # Vision transformers take one input side only (torchvision's say image_size, timm's check img_size).
+    fixed_size = getattr(net, "image_size", None) if not is_timm_arch(arch) else fixed_input_size(net)
     if isinstance(fixed_size, int) and meta["input_size"] != fixed_size:
         raise ValueError(f"input_size must be {fixed_size} for {arch} (its position embeddings are for that "
                          f"side), got {meta['input_size']}")
@@ -185,7 +218,21 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None, num_cla
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
+def _known_archs() -> frozenset[str]:
+    return frozenset(list_models())
+
+
+def _check_arch(arch) -> None:
+    """A one-line ValueError for an arch build_model does not know, with the closest names (build_model's own
+    refusal, which nothing is built for)."""
+    if isinstance(arch, str) and arch in _known_archs():
+        return
+    with torch.device("meta"):
+        build_model(arch, 2)
+    raise ValueError(f"arch must be one of msda.models.list_models(), got {arch!r}")  # build_model accepted it
+
+
+def _read_weights(path: Path, use_ema: bool = False) -> tuple[dict[str, Any], dict[str, Tensor], str]:
     """(metadata, state dict, layout description) of a file; no code from the file ever runs."""
     if path.suffix == ".safetensors" or _looks_like_safetensors(path):
         try:
@@ -193,6 +240,9 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
                 state = {name: handle.get_tensor(name) for name in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
+        if use_ema:
+            raise ValueError(f"{path} is a safetensors file of one set of weights: it holds no EMA weights "
+                             "(use_ema=True needs a training checkpoint with state_dict_ema or model_ema)")
         meta = read_checkpoint_meta(path)
         if meta is not None:
             return dict(meta), state, "msda checkpoint"
@@ -200,7 +250,8 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
 
     _check_unpacked_size(path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_CLASSES)):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not _parses_as_pickle(path):
             raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "
@@ -214,7 +265,7 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
     except Exception as error:  # truncated or foreign files fail in many ways inside torch.load
         raise ValueError(f"{path} is not a file torch.save wrote, or it is damaged "
                          f"({type(error).__name__}: {_first_line(error)})") from None
-    return _find_state_dict(loaded, path)
+    return _find_state_dict(loaded, path, use_ema)
 
 
 def _check_unpacked_size(path: Path) -> None:
@@ -236,7 +287,8 @@ def _check_unpacked_size(path: Path) -> None:
                          f"(at most {MAX_PICKLE_BYTES >> 20} MiB are accepted)")
     if unpacked > MAX_UNPACKED_BYTES or unpacked > MAX_EXPANSION * packed + MAX_PICKLE_BYTES:
         raise ValueError(f"{path} would unpack to {unpacked / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB; at most "
-                         f"{MAX_UNPACKED_BYTES >> 20} MiB and {MAX_EXPANSION}× the file size are accepted")
+                         f"{MAX_UNPACKED_BYTES >> 20} MiB and {MAX_EXPANSION}× the file size are accepted (a training "
+                         "checkpoint with optimizer state: keep only the weights, e.g. with timm's clean_checkpoint.py)")
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -282,10 +334,22 @@ def _is_state_dict(value: Any) -> bool:
         isinstance(key, str) and isinstance(tensor, Tensor) for key, tensor in value.items())
 
 
-def _find_state_dict(loaded: Any, path: Path) -> tuple[dict[str, Any], dict[str, Tensor], str]:
+def _find_state_dict(loaded: Any, path: Path, use_ema: bool = False
+                     ) -> tuple[dict[str, Any], dict[str, Tensor], str]:
     """The state dict inside what ``torch.load`` returned, and the metadata it carries beside it."""
     if _is_state_dict(loaded):
+        if use_ema:
+            raise ValueError(f"{path} is a bare state dict: it holds no EMA weights (use_ema=True needs a training "
+                             f"checkpoint with {' or '.join(EMA_KEYS)})")
         return {}, dict(loaded), "state dict"
+    ema_key = next((key for key in EMA_KEYS if isinstance(loaded, Mapping) and _is_state_dict(loaded.get(key))),
+                   None)
+    if use_ema:
+        if ema_key is None:
+            keys = ", ".join(map(repr, list(loaded)[:10])) if isinstance(loaded, Mapping) else type(loaded).__name__
+            raise ValueError(f"{path} holds no EMA weights (use_ema=True looks for {' or '.join(EMA_KEYS)}; its "
+                             f"keys are {keys})")
+        return _beside_weights(loaded), dict(loaded[ema_key]), f"EMA state dict under [{ema_key!r}]"
     node, trail = loaded, []
     while isinstance(node, Mapping) and not _is_state_dict(node):
         key = next((key for key in CONTAINER_KEYS if isinstance(node.get(key), Mapping)), None)
@@ -293,12 +357,10 @@ def _find_state_dict(loaded: Any, path: Path) -> tuple[dict[str, Any], dict[str,
             break
         node, trail = node[key], trail + [key]
     if _is_state_dict(node):
-        meta = {}
-        if isinstance(loaded, Mapping):  # training scripts often store the arch name and classes beside it
-            meta = {key: loaded[key] for key in ("arch", "num_classes", "classes") if key in loaded}
-            if not isinstance(meta.get("arch"), str) or meta["arch"] not in list_models():
-                meta.pop("arch", None)
-        return meta, dict(node), "state dict under " + "".join(f"[{key!r}]" for key in trail)
+        layout = "state dict under " + "".join(f"[{key!r}]" for key in trail)
+        if ema_key is not None:
+            layout += f" (EMA weights beside it under [{ema_key!r}]: use_ema=True loads them)"
+        return _beside_weights(loaded), dict(node), layout
     if isinstance(loaded, Mapping):
         tensors = {key: value for key, value in loaded.items() if isinstance(value, Tensor)}
         if tensors and all(isinstance(key, str) for key in tensors):
@@ -307,6 +369,59 @@ def _find_state_dict(loaded: Any, path: Path) -> tuple[dict[str, Any], dict[str,
         raise ValueError(f"{path} holds a dict without a state dict: no tensors at the top level and none under "
                          f"{', '.join(map(repr, CONTAINER_KEYS))}; its keys are {keys}")
     raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict (a dict of name → tensor)")
+
+
+def _is_timm_training_checkpoint(loaded: Mapping) -> bool:
+    """timm's CheckpointSaver writes ``version`` and, with the script's arguments, ``args`` beside ``arch``."""
+    return "state_dict" in loaded and isinstance(loaded.get("arch"), str) and (
+        "version" in loaded or isinstance(loaded.get("args"), argparse.Namespace))
+
+
+def _beside_weights(loaded: Any) -> dict[str, Any]:
+    """What a training checkpoint says about the network beside its weights: the arch name and classes
+    (training scripts often store them), and for timm's train script its run's input convention."""
+    if not isinstance(loaded, Mapping):
+        return {}
+    meta = {key: loaded[key] for key in ("arch", "num_classes", "classes") if key in loaded}
+    args = loaded.get("args")
+    args = vars(args) if isinstance(args, argparse.Namespace) else args if isinstance(args, Mapping) else {}
+    if _is_timm_training_checkpoint(loaded):
+        meta.pop("arch")
+        arch = timm_arch_for(loaded["arch"])
+        if arch is not None:
+            meta["arch"] = arch
+            meta.update(_timm_run_convention(loaded["arch"], args))
+        for key in ("epoch", "metric"):
+            if isinstance(loaded.get(key), (int, float)) and not isinstance(loaded[key], bool):
+                meta[f"timm_{key}"] = loaded[key]
+    elif not isinstance(meta.get("arch"), str) or meta["arch"] not in _known_archs():
+        meta.pop("arch", None)
+        # DeiT's main.py saves no arch, but its args name the timm model (``--model deit_tiny_patch16_224``).
+        arch = timm_arch_for(args.get("model")) if isinstance(loaded.get("args"), argparse.Namespace) else None
+        if arch is not None:
+            meta["arch"] = arch
+            meta.update(_timm_run_convention(args["model"], args))
+    if isinstance(args.get("num_classes"), int) and "num_classes" not in meta:
+        meta["num_classes"] = args["num_classes"]
+    return meta
+
+
+def _timm_run_convention(model_name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """mean, std and input side as timm's train script resolved them: its arguments where given, else the
+    config of the model name it was given (tag included: ``resnet50.a1_in1k``'s)."""
+    try:
+        convention = timm_data_config("timm/" + model_name.removeprefix("timm/"))
+    except Exception:  # a name timm resolves but has no config for: the untagged name's
+        convention = timm_data_config(timm_arch_for(model_name))
+    for key in ("mean", "std"):
+        if isinstance(args.get(key), (list, tuple)):  # one value stands for every channel, as in timm
+            convention[key] = list(args[key]) * (3 if len(args[key]) == 1 else 1)
+    size = args.get("input_size")
+    if isinstance(size, (list, tuple)) and len(size) == 3 and size[1] == size[2]:
+        convention["input_size"] = size[2]
+    elif isinstance(args.get("img_size"), int):
+        convention["input_size"] = args["img_size"]
+    return convention
 
 
 # ----------------------------------------------------------------------------------------------- matching

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=int, help="shapes: number of test images")
     p.add_argument("--size", type=int, help="image side (shapes: 32, 64, 224…; imagefolder: crop size)")
     p.add_argument("--data-seed", type=int, default=0, help="shapes: dataset seed")
-    p.add_argument("--arch", required=True, help="msda.models.list_models() lists the choices")
+    p.add_argument("--arch", required=True, help="msda.models.list_models() lists the choices: ours, torchvision's, "
+                                                  "timm's as timm/<name> (e.g. timm/convnext_tiny)")
     p.add_argument("--method", required=True, choices=("none",) + msda.METHODS)
     p.add_argument("--param", action="append", default=[], type=parse_param, metavar="NAME=VALUE",
                    help="a parameter of the method, repeatable (e.g. --param decay=2)")
@@ -111,6 +112,7 @@ def settings_from_args(args: argparse.Namespace, argv: list[str]) -> Settings:
     if not (math.isfinite(args.label_smoothing) and 0.0 <= args.label_smoothing < 1.0):
         raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     check_device(args.device)
+    check_arch_input_size(args.arch, args.data, args.size)
     method_params = dict(args.param)
     if args.method == "none" and method_params:
         raise ValueError(f"--param {sorted(method_params)} given with --method none, which takes no parameters")
@@ -130,6 +132,22 @@ def settings_from_args(args: argparse.Namespace, argv: list[str]) -> Settings:
         command=shlex.join(["python", "-m", "msda.train", *argv]),
         init=None if args.init is None else str(args.init),
     )
+
+
+def check_arch_input_size(arch: str, data: str, size: int | None) -> None:
+    """Refuse, before any data is loaded, a timm architecture that is unknown or takes one input side only (ViT,
+    DeiT, Swin: position embeddings and attention windows are built for their ``img_size``) at another side."""
+    from msda.models import TIMM_PREFIX, build_model, fixed_input_size
+
+    if not arch.startswith(TIMM_PREFIX):
+        return  # ours and torchvision's are checked when the model is built (torchvision's ViTs included)
+    with torch.device("meta"):
+        net = build_model(arch, 2)  # ValueError with close names for an unknown one
+    fixed = fixed_input_size(net)
+    side = size if size is not None else 224 if data == "imagefolder" else 32
+    if fixed is not None and side != fixed:
+        raise ValueError(f"--arch {arch} takes {fixed} × {fixed} images only (its position embeddings are built "
+                         f"for that side), got {side} px: pass --size {fixed}")
 
 
 def check_optimiser_settings(recipe) -> None:
