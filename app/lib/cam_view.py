@@ -345,3 +345,45 @@ def percent(value: float) -> str:
 
 def ratio(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
+
+
+AUTOMATIC = "automatic"
+"""The CAM layer menu's first entry: the family's rule (:func:`msda.models.cam_layer`)."""
+
+
+def with_cam_layer(loaded: LoadedModel, layer: str) -> LoadedModel:
+    """The same weights with the CAM layer pinned to the module named `layer`
+    (:class:`msda.models.CamTarget`: nothing is copied, the lock is shared); its key names the layer, so what
+    is cached for it is kept apart. Raises ValueError for a name that is not a module of the network."""
+    from msda.models import CamTarget
+
+    return LoadedModel(key=f"{loaded.key}:layer={layer}", name=loaded.name, source=loaded.source,
+                       model=CamTarget(loaded.model, layer), meta={**loaded.meta, "cam_layer": layer},
+                       warning=loaded.warning, lock=loaded.lock)
+
+
+def choose_cam_layers(models: list[LoadedModel], prefix: str) -> list[LoadedModel]:
+    """Sidebar widgets: one CAM layer menu per model, in an expander — the family's rule (timm names its last
+    stage differently per family: ``layer4``, ``stages.3``, ``bn2``, ``blocks.11.norm1``, …) or any other
+    candidate layer. A model without a rule gets its last candidate, and the page says so."""
+    from msda.models import cam_layer_name, cam_layer_names
+
+    chosen = []
+    with st.expander("CAM layer per model", expanded=False):
+        st.caption("Grad-CAM looks at the last convolutional stage of each model, found by a rule per family. "
+                   "Pick another layer here when the rule fails or to compare stages (ViT and Swin layers are "
+                   "reshaped to maps).")
+        for index, loaded in enumerate(models):
+            rule = cam_layer_name(loaded.model)
+            names = cam_layer_names(loaded.model)
+            options = ([f"{AUTOMATIC} ({rule})"] if rule else []) + names
+            if not options:
+                chosen.append(loaded)
+                continue
+            pick = st.selectbox(loaded.name, options, index=0 if rule else len(options) - 1,
+                                key=f"{prefix}:layer:{loaded.key}")
+            if not rule:
+                st.caption(f"No rule knows {loaded.meta.get('arch', 'this architecture')}'s last stage: "
+                           f"{pick} is used; pick the last layer with a spatial map.")
+            chosen.append(loaded if pick.startswith(AUTOMATIC) else with_cam_layer(loaded, pick))
+    return chosen

@@ -32,10 +32,20 @@ from msda.training.checkpoint import file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "MSDA_CHECKPOINTS"
-SUFFIXES = (".safetensors", ".pt", ".pth")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".pth.tar")
+"""Checkpoint file endings listed and accepted (``.pth.tar``: timm's train script writes ``last.pth.tar``,
+``model_best.pth.tar``)."""
 RESUME_STATE = ".state.pt"
 """``msda.train`` keeps a run's resume state (optimiser and all) beside its output as ``<out>.state.pt``."""
-UPLOAD_TYPES = ["safetensors", "pt", "pth"]
+UPLOAD_TYPES = ["safetensors", "pt", "pth", "tar"]
+UPLOAD_CAP_MB = 20
+"""``server.maxUploadSize`` in ``.streamlit/config.toml``: Streamlit refuses larger uploads before this code sees
+them, so the uploader's help says where larger checkpoints go."""
+
+
+def is_checkpoint_name(name: str) -> bool:
+    """Whether a file name ends in one of :data:`SUFFIXES`."""
+    return name.endswith(SUFFIXES)
 FROM_FILE = "(as the file says)"
 """Architecture choice for uploads: use the file's own metadata."""
 
@@ -95,7 +105,8 @@ class LoadedModel:
         """One line: method, architecture, input size, test accuracy."""
         meta = self.meta
         parts = [f"method **{meta['method']}**" if meta.get("method") else None, f"{meta['arch']}",
-                 f"{self.size} px", f"{len(self.classes)} classes"]
+                 f"{self.size} px", f"{len(self.classes)} classes",
+                 f"CAM layer {meta['cam_layer']}" if meta.get("cam_layer") else None]
         accuracy = meta.get("test_accuracy")
         if isinstance(accuracy, (int, float)):
             parts.append(f"test acc. {accuracy:.1%}")
@@ -154,7 +165,7 @@ def list_shipped(folder: Path) -> tuple[list[ShippedFile], str | None]:
                     f"--out {folder}/<name>.safetensors`), point ${ENV_VAR} at a folder of checkpoints, or "
                     "upload a checkpoint in the sidebar.")
     manifest, note = read_manifest(folder)
-    files = sorted(path for path in folder.iterdir() if path.suffix in SUFFIXES and path.is_file()
+    files = sorted(path for path in folder.iterdir() if is_checkpoint_name(path.name) and path.is_file()
                    and not path.name.startswith(".") and not path.name.endswith(RESUME_STATE))
     if not files:
         return [], (f"No checkpoints (*{', *'.join(SUFFIXES)}) in {folder} yet. Train one with "
@@ -223,7 +234,7 @@ def load_upload(data: bytes, name: str, arch: str | None = None) -> LoadedModel 
     safe = _safe_name(name)
     if not data:
         return LoadFailure(Path(safe).stem, f"Upload {safe} is empty (0 bytes).")
-    if Path(safe).suffix not in SUFFIXES:
+    if not is_checkpoint_name(safe):
         return LoadFailure(Path(safe).stem, f"Upload {safe}: checkpoints must end in {', '.join(SUFFIXES)}.")
     return _load_upload(hashlib.sha256(data).hexdigest(), safe, arch, data)
 
@@ -284,8 +295,15 @@ def choose_checkpoints(prefix: str, *, multiple: bool = True, default_count: int
         chosen = [one] if one else []
     uploads = st.file_uploader("…or upload checkpoints" if multiple else "…or upload a checkpoint",
                                type=UPLOAD_TYPES, accept_multiple_files=multiple, key=f"{prefix}:upload",
-                               help="Our .safetensors checkpoints, or a state dict saved with torch.save (.pt, "
-                                    ".pth). Loaded safely: files that hold Python objects or code are refused.")
+                               help="Our .safetensors checkpoints, a state dict saved with torch.save (.pt, "
+                                    ".pth) or a timm training checkpoint (.pth.tar). Loaded safely: files that "
+                                    "hold Python objects or code are refused. Uploads stop at "
+                                    f"{UPLOAD_CAP_MB} MB: put larger checkpoints (ImageNet-size models such as "
+                                    f"timm/resnet50 or timm/convnext_tiny at 224 px) in {folder} "
+                                    f"(${ENV_VAR}) and choose them above.")
+    st.caption(f"Uploads: up to {UPLOAD_CAP_MB} MB each. Larger checkpoints (ImageNet-size models, e.g. "
+               f"timm/resnet50 at 224 px, ~100 MB) are refused by the uploader: copy them into the checkpoint "
+               f"folder {folder} (set ${ENV_VAR} to use another) and choose them in the menu above.")
     uploads = [] if uploads is None else uploads if isinstance(uploads, list) else [uploads]
     arch = FROM_FILE
     if uploads:

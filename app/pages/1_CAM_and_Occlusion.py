@@ -32,6 +32,7 @@ from app.lib.cam_view import (  # noqa: E402
     cached_model_view,
     cached_position_study,
     cached_sensitivity,
+    choose_cam_layers,
     percent,
     random_box,
     ratio,
@@ -90,6 +91,7 @@ def sidebar() -> tuple[list[LoadedModel], list, str | None, ProbeImage, str, str
         st.header("Explanation")
         method = st.selectbox("CAM method", list(CAM_METHODS), format_func=lambda name: CAM_NAMES.get(name, name),
                               key="cam:method")
+        models = choose_cam_layers(models, "cam")
         target = st.radio("The CAMs explain", list(TARGETS), format_func=TARGETS.get, key="cam:target")
         k = st.slider("top-k classes", 1, TOP_K, 3, key="cam:k")
         st.header("Occluder")
