@@ -36,6 +36,7 @@ import os
 import pickle
 import pickletools
 import re
+import threading
 import zipfile
 from numbers import Integral
 from pathlib import Path
@@ -64,6 +65,8 @@ with ``use_ema=True``."""
 SAFE_CLASSES: tuple[type, ...] = (argparse.Namespace,)
 """The only classes ``torch.load(weights_only=True)`` may rebuild beyond plain data: training scripts (timm's,
 DeiT's) save their ``args`` as an ``argparse.Namespace``, which holds plain values and runs no code."""
+
+_SAFE_GLOBALS_LOCK = threading.Lock()
 
 STRIPPED_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "net.")
 """Wrapper prefixes removed when every key carries one (and the architecture's own keys do not)."""
@@ -250,7 +253,9 @@ def _read_weights(path: Path, use_ema: bool = False) -> tuple[dict[str, Any], di
 
     _check_unpacked_size(path)
     try:
-        with torch.serialization.safe_globals(list(SAFE_CLASSES)):
+        # safe_globals edits torch's process-wide allow-list and restores it on exit: serialised, so one
+        # thread's exit cannot withdraw the allowance from another's load in progress (the app loads in threads).
+        with _SAFE_GLOBALS_LOCK, torch.serialization.safe_globals(list(SAFE_CLASSES)):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not _parses_as_pickle(path):
