@@ -70,8 +70,11 @@ def test_report_rows_follow_the_file_hash_of_a_shipped_copy(seeds, tmp_path, mon
     assert [row["model"] for row in entry["occlusion"]["rows"]] == ["mixup-s0"]  # seed 0 only: the copy
     assert built["reports"]["occlusion"]["methods"] == report["methods"]
     assert built["reports"]["occlusion"]["interval"] == report["interval"]
-    assert built["reports"]["occlusion"]["outcomes"] == {"file": str(tmp_path / "occlusion_outcomes.safetensors"),
-                                                         "sha256": None}  # named, not there
+    assert built["reports"]["occlusion"]["outcomes"]["sha256"] is None  # named, not there
+    (tmp_path / "occlusion_outcomes.safetensors").write_bytes(b"outcomes")
+    copied = manifest.build(shipped, occlusion=tmp_path / "occlusion.json")["reports"]["occlusion"]["outcomes"]
+    assert copied["file"] == "studies/occlusion_outcomes.safetensors"  # in the repository, beside the manifest
+    assert (shipped / copied["file"]).read_bytes() == b"outcomes" and len(copied["sha256"]) == 64
     assert built["seeds"]["methods"][0]["method"] == "mixup"
     # The robustness report names each model's file in its "checkpoints" map, not in the rows.
     robustness = {"command": "python -m analysis.robustness ...",

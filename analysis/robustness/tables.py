@@ -171,7 +171,9 @@ def metric_cells(outcomes: Mapping[str, Mapping[str, torch.Tensor]], corruptions
     metrics per image: ``clean_error`` (1 − clean hit), ``corrupted_accuracy`` and the means over the 15 / 19
     corruptions and each group (the image's share of (corruption, severity) cells classified right; a mean is
     left out unless all its corruptions were run), ``accuracy_<corruption>`` (its severities) and
-    ``fgsm_<ε·255>_255`` (hit at that ε). Each metric's mean over images is the summary's figure."""
+    ``fgsm_<ε·255>_255`` (hit at that ε), and ``accuracy_drop_15`` (clean hit − the image's mean over the 15
+    benchmark corruptions: what corruption costs, paired per image). Each metric's mean over images is the
+    summary's figure (the drop's is clean accuracy − mean corrupted accuracy (15))."""
     index = {name: i for i, name in enumerate(corruptions)}
     groups = {"corrupted_accuracy": list(corruptions), "mean_corrupted_accuracy_15": BENCHMARK_CORRUPTIONS,
               "mean_corrupted_accuracy_19": CORRUPTIONS,
@@ -187,6 +189,9 @@ def metric_cells(outcomes: Mapping[str, Mapping[str, torch.Tensor]], corruptions
                 if names and all(c in index for c in names):
                     rows = grid[[index[c] for c in names]].double()  # [c, S, N]
                     cells.setdefault(((), metric), {})[name] = rows.mean((0, 1))
+        if grid is not None and "clean/correct" in values and all(c in index for c in BENCHMARK_CORRUPTIONS):
+            corrupted = grid[[index[c] for c in BENCHMARK_CORRUPTIONS]].double().mean((0, 1))
+            cells.setdefault(((), "accuracy_drop_15"), {})[name] = values["clean/correct"].double() - corrupted
         hits = values.get("fgsm/correct")
         if hits is not None:
             for ei, step in enumerate(eps):
@@ -194,5 +199,6 @@ def metric_cells(outcomes: Mapping[str, Mapping[str, torch.Tensor]], corruptions
     return cells
 
 
-HIGHER_IS_BETTER = {"clean_error": False}
-"""Verdict directions of the robustness metrics: every accuracy is better higher, the clean error lower."""
+HIGHER_IS_BETTER = {"clean_error": False, "accuracy_drop_15": False}
+"""Verdict directions of the robustness metrics: every accuracy is better higher, the clean error and the
+accuracy lost to corruption lower."""

@@ -18,7 +18,8 @@ test accuracy with its file and hash, and their mean and sample sd (ddof 1), ord
 split and a replication split): its figures replace the training-time ones in the per-method rows
 (:func:`merge_accuracy`: ``accuracy_ci`` and ``vs_baseline`` per method). A report's per-method tables
 (intervals and verdicts against ``none`` from ``analysis.stats.compare``, written when it scored several
-methods) are copied under ``reports``, with the name and sha256 of its per-item outcome file.
+methods) are copied under ``reports``; its per-item outcome file is copied to ``<folder>/studies/`` and named
+there with its sha256.
 """
 
 from __future__ import annotations
@@ -137,13 +138,22 @@ def write_manifest(path: Path, manifest: dict) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _outcome_file(report_path: Path, report: dict) -> dict | None:
-    """The per-item outcome file a report names (next to it): {file, sha256}, or None without one."""
+def _outcome_file(report_path: Path, report: dict, folder: Path) -> dict | None:
+    """The per-item outcome file a report names (next to it), copied (atomically) to ``<folder>/studies/`` so
+    every verdict can be recomputed from the repository: {file (relative to `folder`), sha256, source}; sha256
+    None when the file is missing; None when the report names none."""
+    import shutil
+
     name = report.get("outcomes")
     if not isinstance(name, str) or not name:
         return None
-    path = Path(report_path).parent / Path(name).name
-    return {"file": str(path), "sha256": file_sha256(path)} if path.is_file() else {"file": str(path), "sha256": None}
+    source = Path(report_path).parent / Path(name).name
+    if not source.is_file():
+        return {"file": None, "sha256": None, "source": str(source)}
+    target = Path(folder) / "studies" / source.name
+    if source.resolve() != target.resolve():
+        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    return {"file": str(target.relative_to(folder)), "sha256": file_sha256(target), "source": str(source)}
 
 
 def _row_path(report: dict, row: dict) -> str | None:
@@ -182,7 +192,7 @@ def build(folder: Path, *, seeds: Path | None = None, robustness: Path | None = 
         if report.get(_METHOD_TABLES[name]):
             reports[name]["methods"] = report[_METHOD_TABLES[name]]
             reports[name]["interval"] = report.get("interval", "")
-        outcomes = _outcome_file(path, report)
+        outcomes = _outcome_file(path, report, folder)
         if outcomes is not None:
             reports[name]["outcomes"] = outcomes
         hashes = _row_file_hashes(report, _REPORT_TABLES[name])
