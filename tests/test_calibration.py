@@ -225,5 +225,6 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys, args, message):
     from analysis.calibration.__main__ import main
 
     with pytest.raises(SystemExit):
-        main(["--checkpoints", str(tmp_path / "x.safetensors"), "--n", "20", "--out", str(tmp_path / "o"), *args])
+        main(["--checkpoints", str(tmp_path / "x.safetensors"), "--n", "20", "--corrupted-n", "5", "--out",
+              str(tmp_path / "o"), *args])  # the last of a repeated option wins
     assert message in capsys.readouterr().err
