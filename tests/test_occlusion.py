@@ -300,14 +300,18 @@ def test_cli_compares_methods_over_seeds_and_images_and_keeps_every_item(tmp_pat
     assert set(stored) == {f"{m}-s{s}" for m in ("none", "mixup") for s in range(3)}
     none = stored["none-s0"]
     assert none["translucent/correct"].dtype == torch.bool and none["translucent/correct"].shape == (6, 2)
-    assert none["clean/correct"].shape == (6,) and none["replication/translucent/latching"].shape == (6, 2)
+    assert none["clean/correct"].shape == (6,) and none["replication/translucent/latching"].shape == (6,)
+    assert none["translucent/flip"].shape == (6, 2) and none["translucent/faithfulness"].shape == (6,)
     rows = result["table"].set_index("model")
-    for seed in range(3):  # each row's metric is the mean of its stored per-item outcomes
+    for seed in range(3):  # each row's hit rate is the mean of its stored hits
         values = stored[f"none-s{seed}"]
         assert rows.loc[f"none-s{seed}", "occluded_accuracy"] == pytest.approx(
             values["translucent/correct"].float().mean().item())
-        assert rows.loc[f"none-s{seed}", "latching"] == pytest.approx(values["translucent/latching"].nanmean().item(),
-                                                                      rel=1e-3)
+    # Per-image scores; an image whose score is undefined (NaN) for any model is left out for every model (paired).
+    every = torch.stack([values["translucent/latching"] for values in stored.values()])
+    defined = torch.isfinite(every).all(0)
+    latching = torch.stack([stored[f"none-s{s}"]["translucent/latching"] for s in range(3)])[:, defined]
+    assert methods.loc["none", "latching_mean"] == pytest.approx(latching.double().mean().item(), rel=1e-3)
     per_image = torch.stack([stored[f"none-s{s}"]["translucent/correct"].double().mean(1) for s in range(3)])
     assert methods.loc["none", "occluded_accuracy_mean"] == pytest.approx(per_image.mean().item())
     low, high = methods.loc["mixup", ["occluded_accuracy_ci_low", "occluded_accuracy_ci_high"]]

@@ -134,3 +134,21 @@ def test_the_per_method_table_has_fgsm_accuracy_per_eps_with_its_interval():
     assert methods.loc["mixup", "fgsm_2_255_diff"] == pytest.approx(0.5)
     assert methods.loc["mixup", "fgsm_2_255_diff_ci_low"] <= 0.5 <= methods.loc["mixup", "fgsm_2_255_diff_ci_high"]
     assert methods.loc["mixup", "fgsm_2_255_vs_none"] in VERDICTS
+
+
+def test_per_image_metrics_average_the_cells_and_pair_the_drop_to_corruption():
+    from analysis.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS
+    from analysis.robustness.tables import metric_cells
+
+    generator = torch.Generator().manual_seed(0)
+    grid = torch.rand(len(CORRUPTIONS), 2, 6, generator=generator) < 0.7  # [C, S, N]
+    clean = torch.tensor([True, True, False, True, False, True])
+    cells = metric_cells({"m": {"clean/correct": clean, "corruptions/correct": grid,
+                                "fgsm/correct": torch.stack([clean, ~clean])}}, CORRUPTIONS, (1, 5), (0.0, 2 / 255))
+    benchmark = grid[[CORRUPTIONS.index(c) for c in BENCHMARK_CORRUPTIONS]].double().mean((0, 1))
+    assert torch.allclose(cells[(), "mean_corrupted_accuracy_15"]["m"], benchmark)
+    assert torch.allclose(cells[(), "accuracy_drop_15"]["m"], clean.double() - benchmark)
+    assert torch.allclose(cells[(), "accuracy_fog"]["m"], grid[CORRUPTIONS.index("fog")].double().mean(0))
+    assert torch.equal(cells[(), "clean_error"]["m"], 1.0 - clean.double())
+    assert torch.equal(cells[(), "fgsm_2_255"]["m"], (~clean).double())
+    assert cells[(), "corrupted_accuracy"]["m"].mean().item() == pytest.approx(grid.double().mean().item())

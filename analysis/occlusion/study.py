@@ -72,12 +72,14 @@ def occlusion_study(models: Mapping[str, nn.Module], images: Tensor, labels: Ten
             use 15 px at ImageNet resolution; 0 = on the object).
         batch_size: about how many occluded images go through the model (and the CAM) at once.
         progress: show a tqdm bar.
-        outcomes: a dict to fill with every model's per-item outcomes (:data:`ITEM_OUTCOMES`), model →
-            {name → tensor}: per image ``[B]`` (``clean/correct``, ``clean/faithfulness``, ``clean/localisation``,
-            ``clean/pointing``) and per occluded copy ``[B, n_boxes]`` (``<kind>/correct``, ``<kind>/prob_drop``,
-            ``<kind>/flip``, ``<kind>/latching``, ``<kind>/latching_clean``, ``<kind>/faithfulness``,
-            ``<kind>/localisation``, ``<kind>/pointing``); bool for hits, float32 (NaN where undefined)
-            otherwise, on the CPU. Every row's metric is the mean of these (NaN left out).
+        outcomes: a dict to fill with every model's per-item outcomes, model → {name → tensor} on the CPU:
+            per image ``[B]`` ``clean/correct``, ``clean/faithfulness``, ``clean/localisation``,
+            ``clean/pointing``; per occluded copy ``[B, n_boxes]`` the hits ``<kind>/correct``, ``<kind>/flip``
+            and ``<kind>/pointing`` (bool); per image ``[B]`` the scores ``<kind>/prob_drop``,
+            ``<kind>/latching``, ``<kind>/latching_clean``, ``<kind>/faithfulness`` and
+            ``<kind>/localisation``, each the mean over the image's copies (float32, NaN left out; NaN when no
+            copy defines it). A row's hit rate is the mean of its hits; its score means are over copies, so they
+            can differ slightly from the mean of the per-image means, which the per-method verdicts use.
 
     Returns a pandas DataFrame, one row per (model, kind), with columns ``model``, ``kind``, ``images``,
     ``occluded_images``, ``occluder_area`` and the metrics (``STUDY_METRICS`` holds the same text):
@@ -252,7 +254,9 @@ def _per_item(totals: dict[str, list[Tensor]], n_boxes: int) -> dict[str, Tensor
         name = ITEM_OUTCOMES.get(key, key)
         if name.split("/")[-1] in _HITS:
             values = values > 0.5
-        out[name] = values if name.startswith("clean/") else values.view(-1, n_boxes)
+            out[name] = values if name.startswith("clean/") else values.view(-1, n_boxes)
+        else:  # a score per image: the mean over its copies (float16 on disk; per copy it would be 4× larger)
+            out[name] = values if name.startswith("clean/") else values.view(-1, n_boxes).nanmean(1)
     return out
 
 
