@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fgsm-eps", metavar="EPS",
                    help=f"comma-separated FGSM steps on the [0, 1] scale, fractions allowed; 'none' skips FGSM "
                         f"(default {DEFAULT_EPS} when clean images are available); ε = 0 is always added")
+    p.add_argument("--pgd-eps", metavar="EPS",
+                   help="comma-separated L∞ budgets of PGD (Madry et al. 2018) on the clean images, beside FGSM, e.g. "
+                        f"{DEFAULT_EPS}; default: no PGD (on-the-fly data, one process)")
+    p.add_argument("--pgd-steps", type=int, default=10, help="PGD steps per restart")
+    p.add_argument("--pgd-step-size", type=float, default=0.25, help="PGD step size α as a fraction of ε")
+    p.add_argument("--pgd-restarts", type=int, default=1, help="PGD restarts (more than 1 needs the random start)")
+    p.add_argument("--pgd-no-random-start", action="store_true", help="start PGD at the image, not in the ε-ball")
+    p.add_argument("--pgd-seed", type=int, default=0, help="seed of the PGD random starts")
     p.add_argument("--n", "--n-images", dest="n", type=int,
                    help=f"number of test images (shapes: default {SHAPES_DEFAULT_N}; others: all; folders take evenly "
                         "spaced images). Under torchrun write --n-images: torchrun's own parser rejects --n as an "
@@ -133,8 +141,22 @@ def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"--device must be like cpu, cuda or cuda:1; got {args.device!r}")
     try:
         args.eps = _parse_eps(args.fgsm_eps)
+        args.pgd = _pgd_settings(args)
     except ValueError as error:
         parser.error(str(error))
+
+
+def _pgd_settings(args):
+    """The PGD attack of --pgd-* (analysis.attacks.AttackSettings), or None without --pgd-eps."""
+    if args.pgd_eps is None or args.pgd_eps.strip().lower() == "none":
+        return None
+    from ..attacks import AttackSettings, parse_eps
+
+    try:
+        return AttackSettings(eps=parse_eps(args.pgd_eps), steps=args.pgd_steps, step_fraction=args.pgd_step_size,
+                              restarts=args.pgd_restarts, random_start=not args.pgd_no_random_start, seed=args.pgd_seed)
+    except ValueError as error:
+        raise ValueError(f"--pgd-*: {error}") from None
 
 
 def _parse_eps(text: str | None) -> tuple[float, ...] | None:
@@ -187,11 +209,20 @@ def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
         replication = prepare_data(args.data, metas, corruptions=args.corruptions, severities=args.severities,
                                    n=args.n, data_seed=args.replication_data_seed)
 
+    if args.pgd is not None and (world_size > 1 or not isinstance(data.clean, torch.Tensor)):
+        raise ValueError("--pgd-eps runs in one process on generated or in-memory clean images (shapes-c, "
+                         "cifar10+corrupt, cifar100+corrupt); drop torchrun or --pgd-eps")
     results, curves = _evaluate(args, models, data, eps, common)
     replicated = None if replication is None else _evaluate(args, models, replication, eps, common)
+    attacked = None
+    if args.pgd is not None:
+        from ..attacks import attack_outcomes
+
+        attacked = attack_outcomes(models, data.clean.to(device), data.labels.to(device), args.pgd,
+                                   batch_size=args.batch_size, progress=progress, num_classes=data.num_classes)
     if rank != 0:
         return {}
-    return _write(args, argv, loaded, data, results, curves, world_size, device, replicated)
+    return _write(args, argv, loaded, data, results, curves, world_size, device, replicated, attacked)
 
 
 def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
@@ -212,10 +243,11 @@ def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
 
 
 def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size: int, device,
-           replicated: tuple | None = None) -> dict:
+           replicated: tuple | None = None, attacked: dict | None = None) -> dict:
     command = "python -m analysis.robustness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
+    settings.pop("pgd", None)  # the attack's settings are the report's pgd_attack
     images = int(results.total.max()) if results.total.numel() else 0
     data_info = {"name": args.data, "description": data.description, "images_per_cell": images,
                  "clean_images": int(results.clean_total), "corruptions": list(results.corruptions),
@@ -228,13 +260,17 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
     outcomes = item_outcomes(results, curves)
     for name, values in (item_outcomes(*replicated) if replicated is not None else {}).items():
         outcomes.setdefault(name, {}).update({f"replication/{key}": value for key, value in values.items()})
+    pgd_rows = None
+    if attacked is not None:
+        pgd_rows = _add_pgd(report, outcomes, attacked, args.pgd, loaded)
     outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, outcomes) if outcomes else None
     if outcomes_path is not None:
         report["outcomes"] = OUTCOMES_FILE
         report["outcome_layout"] = {"clean/correct": "[images]", "corruptions/correct": "[corruptions, severities, "
                                     "images] in data.corruptions × data.severities order",
                                     "fgsm/correct": "[ε, images] in the fgsm rows' ε order",
-                                    "replication/…": "the same on the replication split"}
+                                    "replication/…": "the same on the replication split",
+                                    **({"pgd/correct": "[ε, images] in pgd_attack.eps order"} if attacked else {})}
     if replicated is not None:
         report["replication"] = {"data_seed": args.replication_data_seed,
                                  "images": int(replicated[0].clean_total)}
@@ -265,6 +301,8 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
         if fgsm_rows is not None:
             sections += [("FGSM: accuracy against ε (Goodfellow et al. 2015; [0, 1] pixel scale, clamped)",
                           fgsm_figure(curves)), ("FGSM", fgsm_rows)]
+        if pgd_rows is not None:
+            sections += [(f"PGD beside FGSM — {report['pgd_attack']['description']}", pgd_rows)]
         return sections
 
     methods_csv = None if methods is None else write_csv(args.out / "robustness_methods.csv", methods)
@@ -285,9 +323,34 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
         metrics = [m for m in ("clean_error", "corrupted_accuracy", "mean_corrupted_accuracy_15") if f"{m}_mean" in methods]
         print(f"\nper method: {report['interval']}")
         print(formatted(methods, metrics, digits=4).to_string(index=False))
+    if pgd_rows is not None:
+        print(f"\n{report['pgd_attack']['description']}")
+        print(pgd_rows.pivot_table(index="model", columns=["attack", "eps_label"], values="accuracy", sort=False)
+              .to_string(float_format=lambda v: f"{v:.4f}"))
     for kind, path in files.items():
         print(f"{kind}: {path}")
-    return {"summary": summary, "table": table, "files": files, "methods": methods}
+    return {"summary": summary, "table": table, "files": files, "methods": report.get("methods")}
+
+
+def _add_pgd(report: dict, outcomes: dict, attacked: dict, settings, loaded) -> object:
+    """PGD into the report: ``pgd_attack`` (the settings), ``pgd`` (per model × attack × ε accuracy), the
+    ``pgd_<ε·255>_255`` columns of the per-method table (intervals and verdicts against none) and every image's
+    ``pgd/correct`` and ``pgd/confidence`` [ε, images] in the outcomes. Returns the rows."""
+    from ..attacks.study import long_table, pgd_method_columns, settings_record
+
+    metas = {name: meta for name, (_, meta) in loaded.items()}
+    rows = long_table(attacked, settings, metas)
+    report["pgd_attack"] = settings_record(settings)
+    report["pgd"] = rows
+    for name, values in attacked.items():
+        outcomes.setdefault(name, {}).update({key: values[key] for key in ("pgd/correct", "pgd/confidence")})
+    methods = report.get("methods")
+    if methods is not None:
+        columns = pgd_method_columns(attacked, settings, methods={n: m.get("method") for n, m in metas.items()},
+                                     seeds={n: m.get("seed") for n, m in metas.items()})
+        extra = columns.drop(columns=[c for c in ("seeds", "seed_list") if c in columns.columns])
+        report["methods"] = methods.merge(extra, on="method", how="left")
+    return rows
 
 
 if __name__ == "__main__":
