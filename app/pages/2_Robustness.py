@@ -18,6 +18,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from app.lib import figures  # noqa: E402
+from app.lib.calibration_view import attacks_section, calibration_section, chosen_models_calibration  # noqa: E402
 from app.lib.checkpoints import LoadedModel, checkpoint_folder, choose_checkpoints  # noqa: E402
 from app.lib.robustness_runs import (  # noqa: E402
     SOURCES,
@@ -299,4 +300,7 @@ elif run is None or not run.active:
     st.info("Choose checkpoints, corruptions and severities in the sidebar and press **Run**, or reload a results "
             "file.")
     shipped_section()
+    attacks_section(checkpoint_folder())
+    calibration_section(checkpoint_folder())
+chosen_models_calibration(models)
 st.sidebar.caption(f"page drawn in {time.perf_counter() - started:.2f} s")
