@@ -521,6 +521,9 @@ def test_cli_compares_methods_over_seeds_and_images_and_keeps_every_item(tmp_pat
     assert methods.loc["none", "corrupted_accuracy_vs_none"] == "baseline"
     assert methods.loc["mixup", "accuracy_fog_vs_none"] in VERDICTS and "fgsm_2_255_ci_low" in methods.columns
     assert methods.loc["mixup", "clean_error_replicated"] in (True, False)
+    drop = 1 - summary.loc["none-s1", "clean_error"] - summary.loc["none-s1", "corrupted_accuracy"]
+    assert "accuracy_drop_15_mean" not in methods.columns  # needs the 15 benchmark corruptions; only 2 ran
+    assert drop == pytest.approx(stored["none-s1"]["clean/correct"].double().mean().item() - grid.double().mean().item())
     report = json.loads((out / "robustness.json").read_text())
     assert {row["method"] for row in report["rows"]} == {"none", "mixup"} and "seed" in report["rows"][0]
     assert "spread_rule" not in report and "comparisons" not in report and report["replication"]["data_seed"] == 4
