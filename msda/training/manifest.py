@@ -217,6 +217,10 @@ def build(folder: Path, *, seeds: Path | None = None, robustness: Path | None = 
     return {**manifest, "reports": reports, "command": command}
 
 
+OWN_SECTIONS = ("calibration", "attacks")
+"""Top-level manifest sections written by their own studies, kept when the manifest is rebuilt."""
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m msda.training.manifest", description=__doc__.split("\n\n")[0])
@@ -233,6 +237,15 @@ def main(argv: list[str] | None = None) -> dict:
                          accuracy=args.accuracy, command=shlex.join(["python", "-m", "msda.training.manifest", *argv]))
     except ValueError as error:
         parser.error(str(error))
+    # Sections other studies write into the manifest themselves (python -m analysis.calibration / analysis.attacks
+    # --manifest) survive a rebuild of the rest.
+    previous = args.folder / "manifest.json"
+    if previous.is_file():
+        try:
+            kept = json.loads(previous.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        manifest.update({key: kept[key] for key in OWN_SECTIONS if key in kept and key not in manifest})
     write_manifest(args.folder / "manifest.json", manifest)
     print(f"{args.folder / 'manifest.json'}: {len(manifest['checkpoints'])} checkpoints")
     if "seeds" in manifest:
