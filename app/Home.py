@@ -18,9 +18,10 @@ import streamlit as st
 import torch
 
 import msda
-from app.lib import export, figures, pictures
+from app.lib import export, figures, ladder, pictures
 from app.lib.cards import Settings, method_card
 from app.lib.focus import focus_view
+from app.lib.grid_script import grid_script
 from app.lib.miamix_view import METHOD as MIAMIX
 from app.lib.miamix_view import miamix_section
 from app.lib.pair import Pair, choose_image
@@ -48,6 +49,9 @@ st.html(f"""<style>
 [class*="st-key-focus-"] [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
 [class*="st-key-focus-"] [data-testid="stColumn"] {{ min-width: 200px; }}
 {pictures.STYLE}
+[data-testid="stElementContainer"]:has(.msda-ladder), [data-testid="stElementContainer"]:has(> .st-key-grid-script)
+  {{ display: none; }}
+body.msda-scrubbing .msda-stale {{ opacity: 0.4; }}
 </style>""")
 PRESENTATION_STYLE = """<style>
 html { font-size: 20px; }
@@ -137,13 +141,17 @@ def method_grid(pair: Pair, settings: Settings) -> None:
     names = sorted((name for name in msda.METHODS if name != MIAMIX), key=lambda name: infos[name].needs_logits)
     grid = st.container(key="cards")
     side, below = st.container(), st.container()
+    ladder.start_run()
     with grid:
         for name in names:
             method_card(name, pair, settings)
         miamix_section(pair, settings, side, below)
+    grid_script()  # λ scrubs the cards in the browser; a click on a picture places a pinnable centre
+    ladder.run_deferred()  # the cards' λ ladders, once every card is on the page
 
 
 started, started_cpu = time.perf_counter(), time.thread_time()
+st.session_state.runs = st.session_state.get("runs", 0) + 1  # the browser test counts the page's runs
 header, toggles = st.columns([4, 1.6], vertical_alignment="bottom")
 header.title("Mask Explorer")
 presentation = toggles.toggle("presentation", key="presentation",
@@ -161,5 +169,5 @@ else:
                 f"of the batch [A, B]. Change {where}, a method's own parameters on its card.")
     pair_row(pair, settings)
     method_grid(pair, settings)
-st.sidebar.caption(f"msda {msda.__version__} · page drawn in {time.perf_counter() - started:.2f} s "
-                   f"(CPU {time.thread_time() - started_cpu:.2f} s)")
+st.sidebar.caption(f"msda {msda.__version__} · run {st.session_state.runs} · page drawn in "
+                   f"{time.perf_counter() - started:.2f} s (CPU {time.thread_time() - started_cpu:.2f} s)")

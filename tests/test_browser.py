@@ -271,3 +271,69 @@ def test_cards_fit_at_1440x900_and_1024x768_presentation_and_focus_view(app_url,
             shoot(page, tmp_path / "focus_mid_sweep.png", 2100)
         finally:
             browser.close()
+
+
+def runs(page) -> int:
+    """How many times the page's script has run (the sidebar says "run N")."""
+    return int(re.search(r"run (\d+)", page.locator("[data-testid=stSidebar]").inner_text()).group(1))
+
+
+def wait_for_ladders(page) -> None:
+    wait_until_idle(page)
+    page.wait_for_selector(".msda-ladder", state="attached", timeout=RENDER_TIMEOUT_MS)
+    page.wait_for_function(r"() => /run \d+/.test(document.querySelector('[data-testid=stSidebar]').innerText)",
+                           timeout=RENDER_TIMEOUT_MS)
+    wait_until_idle(page)
+    page.wait_for_function("() => window.msdaGrid && window.msdaGrid.ladders.size > 0", timeout=RENDER_TIMEOUT_MS)
+
+
+MASKS = ("() => [...document.querySelectorAll('[class*=st-key-card-]')]"
+         ".filter(c => c.querySelector('.msda-lamline[data-ladder]')).map(c => c.querySelector('img[alt=mask]').src)")
+
+
+@pytest.mark.browser
+def test_dragging_lambda_scrubs_every_card_in_the_browser_and_a_click_places_the_centre(app_url):
+    sync_playwright = playwright_or_fail()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(app_url)
+            wait_for_ladders(page)
+            ran = runs(page)
+            before = page.evaluate(MASKS)
+            assert len(before) >= 10  # every card whose mask λ shapes
+            thumb = page.locator(".st-key-lam input[type=range]").locator("xpath=../..")
+            thumb.scroll_into_view_if_needed()
+            grip = thumb.bounding_box()
+            rail = page.locator(".st-key-lam [role=group]").bounding_box()
+            page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(rail["x"] + rail["width"] * 0.3, grip["y"] + grip["height"] / 2, steps=6)
+            page.wait_for_timeout(300)
+            during = page.evaluate(MASKS)
+            assert all(a != b for a, b in zip(before, during)), "a card's mask did not follow the slider"
+            assert runs(page) == ran and page.locator("[data-testid=stStatusWidget]").count() == 0  # no rerun
+            timings = page.evaluate("() => window.msdaGrid.timings")
+            print(f"\ngrid λ scrub: repaint {sorted(timings)[len(timings) // 2]:.0f} ms "
+                  f"(median of {len(timings)} moves)")
+            shown = page.locator(".st-key-card-cutmix .msda-lamline").inner_text()
+            page.mouse.up()
+            value = page.locator(".st-key-lam input[type=range]").get_attribute("aria-valuetext")
+            page.wait_for_function("(lam) => [...document.querySelectorAll('.msda-lamline[data-lam]')].every("
+                                   "el => el.dataset.lam === lam && el.innerText.includes('λ requested ' + lam))",
+                                   arg=value, timeout=RENDER_TIMEOUT_MS)
+            wait_until_idle(page)
+            assert runs(page) == ran + 1  # the released value went to the server once
+            assert f"λ requested {value}" in page.locator(".st-key-card-cutmix").inner_text()
+            assert re.search(r"λ requested 0\.[0-9]{2}", shown)
+
+            mask = page.locator(".st-key-card-cutmix img[alt=mask]")
+            mask.scroll_into_view_if_needed()
+            box = mask.bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.75)
+            page.locator(".st-key-card-cutmix").get_by_text(re.compile(r"centre \(0\.2[0-9], 0\.7[0-9]\) \(pinned\)")) \
+                .wait_for(timeout=RENDER_TIMEOUT_MS)
+            assert page.locator("[data-testid=stException]").count() == 0
+        finally:
+            browser.close()

@@ -12,6 +12,14 @@ the cache). For each move it reports
 * server side: the script's own run time, which the page prints in the sidebar ("page drawn in … s (CPU … s)"),
   wall-clock and the CPU time of its thread (on a loaded machine the wall-clock time is the larger).
 
+Then it drags the slider with the mouse (the grid's λ ladders scrub every card in the browser, app/lib/grid.js)
+and reports
+
+* client-side repaint: slider moved → every card's mask, mixed image, λ line and label bar replaced → the next
+  animation frame (measured in the page, median over the drag's moves);
+* settled round trip after release: mouse released → the script has rerun at the released λ and every card
+  that applies λ shows it.
+
 Printed figures, not a test: on a shared 2-core machine they move with the load.
 """
 
@@ -32,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = 300_000
 
 SETTLED = """(lam) => {
     if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
@@ -111,6 +119,7 @@ def main() -> None:
                     if move:
                         ends.append(took)
                         servers.append(server_seconds(page))
+                repaints, releases = scrub(page, args.moves)
                 browser.close()
         finally:
             server.terminate()
@@ -120,6 +129,43 @@ def main() -> None:
           f"(min {min(ends):.2f}, max {max(ends):.2f}); server side {statistics.median(w for w, _ in servers):.2f} s"
           + (f" (CPU {statistics.median(c for _, c in servers):.2f} s)" if servers[0][1] is not None else "")
           + f"; load average {os.getloadavg()[0]:.1f}")
+    if repaints:
+        print(f"grid λ drag: client-side repaint median {statistics.median(repaints):.0f} ms "
+              f"(max {max(repaints):.0f}, "
+              f"{len(repaints)} moves); settled round trip after release median {statistics.median(releases):.2f} s "
+              f"(min {min(releases):.2f}, max {max(releases):.2f}, {len(releases)} releases); "
+              f"load average {os.getloadavg()[0]:.1f}")
+
+
+RELEASED = """(lam) => !document.querySelector('[data-testid="stStatusWidget"]') &&
+    [...document.querySelectorAll('.msda-lamline[data-lam]')].every(
+        el => el.dataset.lam === lam && el.innerText.includes('λ requested ' + lam))"""
+
+
+def scrub(page, drags: int) -> tuple[list[float], list[float]]:
+    """Drag the grid's λ slider (every card follows in the browser), then release: (repaint ms of every move,
+    seconds from each release to the settled page)."""
+    page.wait_for_function("() => window.msdaGrid && window.msdaGrid.ladders.size > 0", timeout=TIMEOUT_MS)
+    repaints, releases = [], []
+    for drag in range(drags):
+        thumb = page.locator(".st-key-lam input[type=range]").locator("xpath=../..")
+        thumb.scroll_into_view_if_needed()
+        grip = thumb.bounding_box()
+        rail = page.locator(".st-key-lam [role=group]").bounding_box()
+        page.evaluate("() => { window.msdaGrid.timings = []; }")
+        page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+        page.mouse.down()
+        target = 0.15 + 0.7 * ((drag * 0.37) % 1)  # a new place each drag
+        page.mouse.move(rail["x"] + rail["width"] * target, grip["y"] + grip["height"] / 2, steps=8)
+        page.wait_for_timeout(200)
+        repaints.extend(page.evaluate("() => window.msdaGrid.timings"))
+        value = page.locator(".st-key-lam input[type=range]").get_attribute("aria-valuetext")
+        started = time.perf_counter()
+        page.mouse.up()
+        page.wait_for_function(RELEASED, arg=value, timeout=TIMEOUT_MS, polling="raf")
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        releases.append(time.perf_counter() - started)
+    return repaints, releases
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from . import export, figures, pictures
 from .formulas import formula_markdown
 from .guidance import NAMES as GUIDANCE_NAMES
 from .guidance import Guidance, guidance_controls
+from .ladder import cached_ladder_html, defer, ladder_key
 from .mixing import MixView, cached_mix_view
 from .pair import Pair
 from .params import ParameterControls
@@ -79,25 +80,28 @@ def unused_controls(info: MethodInfo, params: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _lam_line(info: MethodInfo, view: MixView, uses_lam: bool, settings: Settings) -> str:
-    effective = f"effective **{view.lam:.2f}**"
+def lam_line(info: MethodInfo, requested: float, effective: float, area: float, uses_lam: bool,
+             settings: Settings) -> str:
+    """The card's "λ requested → effective" line (markdown; the grid's ladder writes each frame's with it)."""
+    shown = f"effective **{effective:.2f}**"
     if info.label_weight == "cam":  # SnapMix: A's label weight is its share of the CAM mass, not the mask's mean
-        requested = (f"λ drawn from Beta(α, α): **{view.lam_requested:.2f}**" if settings.lam is None
-                     else f"λ requested **{view.lam_requested:.2f}**")
-        return (f"{requested} → box area kept {view.area:.2f} · {effective} "
+        asked = (f"λ drawn from Beta(α, α): **{requested:.2f}**" if settings.lam is None
+                 else f"λ requested **{requested:.2f}**")
+        return (f"{asked} → box area kept {area:.2f} · {shown} "
                 "(A's label weight: its CAM share, not the mask's mean)")
     if not info.mixes_labels:
-        return f"λ not applied · label weight of A **{view.lam:.2f}** (label unchanged) · mask mean {view.area:.2f}"
+        return f"λ not applied · label weight of A **{effective:.2f}** (label unchanged) · mask mean {area:.2f}"
     if not uses_lam:
-        return f"λ not applied · {effective} (the mask's mean)"
+        return f"λ not applied · {shown} (the mask's mean)"
     if settings.lam is None:
-        return f"λ drawn from Beta(α, α): **{view.lam_requested:.2f}** → {effective}"
-    return f"λ requested **{view.lam_requested:.2f}** → {effective}"
+        return f"λ drawn from Beta(α, α): **{requested:.2f}** → {shown}"
+    return f"λ requested **{requested:.2f}** → {shown}"
 
 
 def _label_bar(names: tuple[str, str], weights: tuple[float, float]) -> str:
     share = max(0.0, min(1.0, weights[0])) * 100
-    return (f'<div style="display:flex;height:10px;border-radius:5px;overflow:hidden;margin:-6px 0 4px 0" '
+    return (f'<div class="msda-labelbar" style="display:flex;height:10px;border-radius:5px;overflow:hidden;'
+            f'margin:-6px 0 4px 0" '
             f'title="{html.escape(names[0])} {weights[0]:.2f} / {html.escape(names[1])} {weights[1]:.2f}">'
             f'<div style="width:{share:.1f}%;background:{figures.COLOUR_A}"></div>'
             f'<div style="flex:1;background:{figures.COLOUR_B}"></div></div>')
@@ -244,20 +248,29 @@ def pictures_html(view: MixView, size: int, guidance: Guidance | None = None) ->
     return shown + (pictures.panels_html(guidance_panels(guidance, size)) if guidance else "")
 
 
-def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings) -> None:
+def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings,
+               guidance: Guidance | None = None) -> None:
     """λ, the label, the mask statistics, every draw and the notes of a card (into the current container)."""
     uses_lam = lam_applies(info, params)
     names = pair.class_names
     draws = {name: value for name, value in view.draws.items() if name not in info.needs}  # drawn as pictures
     drawn = draws_text(draws, view.stages if info.name != "miamix" else {}, set(params), info)
-    # one element for the lot: every element costs the page a little on each λ move
-    lines = [_lam_line(info, view, uses_lam, settings),
-             (f"label: **{html.escape(names[0])} {view.label[0]:.2f}** / **{html.escape(names[1])} "
-              f"{view.label[1]:.2f}**\n{_label_bar(names, view.label)}"),
-             (f"mask mean {view.area:.2f} · edge sharpness {_short_number(view.sharpness)} · "
-              f"partner regions {view.regions}")]
+    # one element for the lot: every element costs the page a little on each λ move. The grid's script
+    # (grid.js) rewrites the λ line, the label and its bar while the λ slider moves; the rest is marked stale.
+    scrubbed = ""
+    if settings.lam is not None and uses_lam:
+        key = ladder_key(info.name, pair.key, settings.alpha, settings.seed, tuple(sorted(params.items())),
+                         guidance.key if guidance else None)
+        scrubbed = f' data-lam="{settings.lam:.2f}" data-ladder="{key}"'
+    line = lam_line(info, view.lam_requested, view.lam, view.area, uses_lam, settings)
+    lines = [f'<span class="msda-lamline"{scrubbed}>{line}</span>',
+             (f'<span class="msda-label">label: **{html.escape(names[0])} {view.label[0]:.2f}** / '
+              f"**{html.escape(names[1])} {view.label[1]:.2f}**</span>\n{_label_bar(names, view.label)}"),
+             (f'<span class="msda-stale">mask mean {view.area:.2f} · '
+              f"edge sharpness {_short_number(view.sharpness)} · "
+              f"partner regions {view.regions}</span>")]
     if drawn:
-        lines.append("**This mix used:** " + " · ".join(drawn))
+        lines.append('<span class="msda-stale">**This mix used:** ' + " · ".join(drawn) + "</span>")
     st.markdown("\n\n".join(lines), unsafe_allow_html=True)
     if info.needs_logits:
         st.caption(f"{info.title} needs a model's predictions. Here they are made up: the “model” predicts "
@@ -301,13 +314,27 @@ def render_card(name: str, pair: Pair, settings: Settings) -> MixView | None:
             controls.clear_draws("fix the parameters above")
             return None
         st.markdown(pictures_html(view, pair.size, guidance), unsafe_allow_html=True)
-        card_facts(info, view, params, pair, settings)
+        card_facts(info, view, params, pair, settings, guidance)
         if notes:
             st.caption(" ".join(notes))
+        if settings.lam is not None and lam_applies(info, params):
+            slot = st.empty()
+            defer(lambda: slot.html(card_ladder(info, view, params, pair, settings, guidance)))
     controls.show_draws(view.draws, view.stages)
     with more:
         _export(info, view, params, pair, settings, info.name, guidance)
     return view
+
+
+def card_ladder(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pair, settings: Settings,
+                guidance: Guidance | None) -> str:
+    """The card's λ ladder element (:mod:`.ladder`): its mix at λ = 0, 0.05, …, 1, replaying its draws."""
+    def line(requested: float, effective: float, area: float) -> str:
+        return lam_line(info, requested, effective, area, True, settings)
+
+    return cached_ladder_html(info.name, pair.key, settings.alpha, settings.seed, tuple(sorted(params.items())),
+                              guidance.key if guidance else None, pair.class_names, view.partner, line,
+                              pair.images, view.replay)
 
 
 method_card = st.fragment(render_card)

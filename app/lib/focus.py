@@ -96,7 +96,7 @@ def focus_panel(name: str, pair: Pair, settings: Settings) -> None:
                 controls.clear_draws("fix the parameters")
                 return
             st.markdown(pictures_html(view, pair.size, guidance), unsafe_allow_html=True)
-            card_facts(info, view, params, pair, settings)
+            card_facts(info, view, params, pair, settings, guidance)
             if notes:
                 st.caption(" ".join(notes))
         controls.show_draws(view.draws, view.stages)

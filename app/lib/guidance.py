@@ -32,6 +32,7 @@ from msda._saliency import fine_grained
 
 from .checkpoints import LoadedModel, ShippedFile, checkpoint_folder, list_shipped, load_shipped
 from .pair import Pair
+from .params import remember, restore
 from .pictures import heat_png_uri
 
 MODEL, IMAGE = "model", "image"
@@ -183,17 +184,23 @@ def guidance_controls(method: str, pair: Pair) -> tuple[Guidance | None, list[st
     shipped, default = shipped_menu()
     labels = [entry.label for entry in shipped]
     what = NAMES[need]
-    chosen = st.selectbox(f"{what} from checkpoint", labels, index=default if labels else None,
-                          key=f"{method}:guidance:checkpoint", placeholder="no checkpoint in the folder",
+    key = f"{method}:guidance:checkpoint"
+    if restore(key) and st.session_state[key] not in labels:
+        del st.session_state[key]  # the folder changed
+    chosen = st.selectbox(f"{what} from checkpoint", labels,
+                          **({} if key in st.session_state else {"index": default if labels else None}),
+                          key=key, placeholder="no checkpoint in the folder",
                           help=f"The shipped checkpoint whose {what} guides this mix (files in {checkpoint_folder()}).")
+    remember(key)
     shapes = is_shapes_pair(pair)
     use_model = shapes
     if not shapes:
-        use_model = st.toggle(f"use the checkpoint's {what} on this pair", value=False,
-                              key=f"{method}:guidance:on_photos",
-                              help="The shipped models are 32-px shapes classifiers: on photos their maps are "
-                                   "meaningless. Switch on to see them anyway.")
-        image_only = (f"msda's fine-grained saliency (SaliencyMix's detector)"
+        key = f"{method}:guidance:on_photos"
+        use_model = st.toggle(f"use the checkpoint's {what} on this pair", **({} if restore(key) else {"value": False}),
+                              key=key, help="The shipped models are 32-px shapes classifiers: on photos their maps "
+                                            "are meaningless. Switch on to see them anyway.")
+        remember(key)
+        image_only = ("msda's fine-grained saliency (SaliencyMix's detector)"
                       + (" averaged onto 7 × 7 cells" if need == "cams" else ""))
         notes.append(f"The shipped checkpoints are 32-px shapes classifiers: on photos their {what} is meaningless."
                      + (" Shown anyway, as asked." if use_model else

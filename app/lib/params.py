@@ -83,11 +83,12 @@ def _format(step: float) -> str:
 def _numeric_widget(key: str, param: Param, *, disabled: bool = False) -> float | int:
     if param.low is None or param.high is None:
         value = float(param.default) if param.default is not None else 0.0
+        kept = key in st.session_state
         if param.kind == "int":
-            return int(st.number_input(_label(param), value=int(value), step=1, key=key, help=param.description,
-                                       disabled=disabled))
-        return float(st.number_input(_label(param), value=value, step=0.1, key=key, help=param.description,
-                                     disabled=disabled))
+            return int(st.number_input(_label(param), **({} if kept else {"value": int(value)}), step=1, key=key,
+                                       help=param.description, disabled=disabled))
+        return float(st.number_input(_label(param), **({} if kept else {"value": value}), step=0.1, key=key,
+                                     help=param.description, disabled=disabled))
     if param.kind == "int":
         low, high = int(param.low), int(param.high)
         start = round(initial_value(param, low, high))
@@ -122,8 +123,8 @@ def _display_value(param: Param, value: Any) -> float | int | None:
 
 def _names_widget(key: str, param: Param) -> tuple[str, ...]:
     options = list(msda.MASKS)
-    chosen = st.multiselect(_label(param), options, default=[n for n in param.default if n in options],
-                            key=key, help=param.description)
+    default = {} if key in st.session_state else {"default": [n for n in param.default if n in options]}
+    chosen = st.multiselect(_label(param), options, **default, key=key, help=param.description)
     return tuple(chosen)
 
 
@@ -142,7 +143,8 @@ def _numbers_widget(key: str, param: Param) -> tuple | str | None:
     """The numbers typed in, None when left empty (no default: the method chooses), or a message saying what
     is wrong with them."""
     example = ", ".join(f"{v:g}" for v in param.default) if param.default is not None else ""
-    text = st.text_input(f"{_label(param)} (comma-separated)", value=example, key=key, help=param.description,
+    default = {} if key in st.session_state else {"value": example}
+    text = st.text_input(f"{_label(param)} (comma-separated)", **default, key=key, help=param.description,
                          placeholder=str(param.sampled or "the method's choice"))
     if param.default is None and not text.strip():
         return None
@@ -171,6 +173,38 @@ def _pin_from_screen(value_key: str, drawn_key: str) -> None:
     """Pinning starts the slider at the value the mix on screen drew."""
     if drawn_key in st.session_state:
         st.session_state[value_key] = st.session_state[drawn_key]
+
+
+PINS = "msda:pins"
+"""Session-state entry that keeps every parameter widget's value, keyed by its widget key
+(``{method}:{parameter}``, ``…:pin``): Streamlit forgets the state of a widget that a run does not draw (the grid's
+cards in the focus view and the other way round), this does not."""
+
+
+def _pins() -> dict[str, Any]:
+    return st.session_state.setdefault(PINS, {})
+
+
+def restore(key: str) -> bool:
+    """Put a remembered widget value back before its widget is drawn; True when the key has a value now (the
+    widget must then be drawn without a default, or Streamlit warns)."""
+    if key not in st.session_state and key in _pins():
+        st.session_state[key] = _pins()[key]
+    return key in st.session_state
+
+
+def remember(key: str) -> None:
+    if key in st.session_state:
+        _pins()[key] = st.session_state[key]
+
+
+def pin_values(method: str, values: dict[str, float]) -> None:
+    """Pin parameters of ``method`` at ``values`` (a click on a card's picture placing its centre); call it from
+    a widget callback, before the cards are drawn."""
+    for name, value in values.items():
+        for key, pinned in ((f"{method}:{name}:pin", True), (f"{method}:{name}", value)):
+            st.session_state[key] = pinned
+            _pins()[key] = pinned
 
 
 class ParameterControls:
@@ -206,10 +240,13 @@ class ParameterControls:
             if param in fixed:
                 continue
             key = self.key(param)
+            restored = restore(key)
             if param.kind == "bool":
-                value = st.toggle(_label(param), value=bool(param.default), key=key, help=param.description)
+                value = st.toggle(_label(param), **({} if restored else {"value": bool(param.default)}), key=key,
+                                  help=param.description)
             elif param.kind in ("choice", "other"):
-                value = st.radio(_label(param), param.choices, index=param.choices.index(param.default),
+                value = st.radio(_label(param), param.choices,
+                                 **({} if restored else {"index": param.choices.index(param.default)}),
                                  horizontal=True, key=key, help=param.description)
             elif param.kind == "names":
                 value = _names_widget(key, param)
@@ -228,6 +265,8 @@ class ParameterControls:
                 value = self._random_widget(param)
             else:
                 value = _numeric_widget(key, param)
+            for remembered in (key, self.key(param, "pin")):
+                remember(remembered)
             if value is not None and value != param.default:
                 chosen[param.name] = value
         guided = [p for p in fixed if p.name in info.needs]  # the card's guidance selector sets these
@@ -244,6 +283,8 @@ class ParameterControls:
     def _random_widget(self, param: Param) -> float | int | None:
         law = ("set by the method" if param.sampled is None else
                f"{param.sampled}" if isinstance(param.sampled, Drawn) else f"drawn from {param.sampled}")
+        restore(self.key(param, "pin"))
+        restore(self.key(param))
         pinned = st.toggle(f"pin {_label(param)} (else {law})", key=self.key(param, "pin"), help=param.description,
                            on_change=_pin_from_screen, args=(self.key(param), self.key(param, "drawn")))
         if pinned:
