@@ -25,7 +25,10 @@ import torch
 import msda
 from msda._devices import check_benchmark_args
 from msda.bench import synchronize
-from msda.models import ARCHS, list_models
+from msda.models import ARCHS
+from msda.models._factory import torchvision_names
+from msda.models._registry import registered_names
+from msda.models.timm_models import is_timm_arch
 from msda.training.checkpoint import atomic_write
 from msda.training.loop import Settings, Trainer
 from msda.training.recipes import RECIPES
@@ -76,7 +79,9 @@ def main(argv=None) -> dict:
                                            ("--train-size", args.train_size, 1), ("--steps", args.steps, 1),
                                            ("--rounds", args.rounds, 1), ("--warmup", args.warmup, 0)),
                                   args.device, args.json)
-    if args.arch not in list_models():
+    # timm names are checked when the model is built (listing them means importing timm: seconds).
+    known = is_timm_arch(args.arch) or args.arch in registered_names() or args.arch in torchvision_names()
+    if not known:
         parser.error(f"--arch must be one of msda.models.list_models() (ours: {', '.join(ARCHS)}), got {args.arch!r}")
     cuda = device.type == "cuda"
     recipe = RECIPES["shapes"]
