@@ -6,7 +6,6 @@ Perspective", NeurIPS 2022. arXiv:2208.09913 (GMix as summarised in miamix.md §
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .._gaussian import gaussian_mask, sigma_in_pixels
@@ -46,13 +45,12 @@ def gmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tensor
     Params: ``center_x``/``center_y`` (fractions, U(0, 1)), ``sigma`` (fraction of √(H·W); pins σ and
     ignores λ). Returns [B, 1, H, W] float32.
     """
-    zeros = torch.zeros_like(lam)
     sigma = read.value("sigma")
     return gaussian_mask(
         lam,
         read.tensor("center_x") * width,
         read.tensor("center_y") * height,
-        zeros, zeros,
+        None, None,  # isotropic: computed separably
         None if sigma is None else sigma_in_pixels(read.tensor("sigma"), height, width),
         height, width, read,
     )
