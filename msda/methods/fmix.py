@@ -58,8 +58,11 @@ def fourier_mask(lam: Tensor, height: int, width: int, read: ParamReader, boost:
     pixels = height * width
     count = (lam * pixels).round()
     max_soft = read.tensor("max_soft")
-    # FMix limits the ramp so it never runs past either end of the ranking.
-    soft = (torch.minimum(max_soft, torch.minimum(lam, 1.0 - lam)) * pixels).floor()
+    if isinstance(read.value("max_soft"), (int, float)) and read.value("max_soft") == 0:
+        soft = None  # a binary mask (the default): keep_top needs no ranking beyond the threshold
+    else:
+        # FMix limits the ramp so it never runs past either end of the ranking.
+        soft = (torch.minimum(max_soft, torch.minimum(lam, 1.0 - lam)) * pixels).floor()
     return keep_top(grey.reshape(read.batch, pixels), count, soft).reshape(read.batch, 1, height, width)
 
 
