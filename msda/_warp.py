@@ -50,12 +50,33 @@ def box_from(x0: Tensor, y0: Tensor, box_w: Tensor, box_h: Tensor, height: int, 
     return torch.stack([row_x, row_y], 1)
 
 
-def paste_resized(images: Tensor, x0: Tensor, y0: Tensor, box_w: Tensor, box_h: Tensor) -> Tensor:
+def _axis_grid(size: int, device: torch.device) -> Tensor:
+    """The normalised pixel-centre coordinates of an axis, as ``affine_grid`` (align_corners=False) makes them."""
+    return torch.linspace(-1, 1, size, device=device) * (size - 1) / size
+
+
+def box_grid(theta: Tensor, height: int, width: int) -> Tensor:
+    """[B, H, W, 2] sampling grid of :func:`box_from`'s maps — ``affine_grid(theta)`` for a scale and a shift
+    (no rotation), built from its two axes: x·s_x + t_x and y·s_y + t_y, the values ``affine_grid``'s matrix
+    product gives (its zero terms add nothing), without its [B, H, W, 3] base grid and product."""
+    gx = _axis_grid(width, theta.device)[None, :] * theta[:, 0, 0, None] + theta[:, 0, 2, None]
+    gy = _axis_grid(height, theta.device)[None, :] * theta[:, 1, 1, None] + theta[:, 1, 2, None]
+    batch = theta.shape[0]
+    return torch.stack([gx[:, None, :].expand(batch, height, width), gy[:, :, None].expand(batch, height, width)], -1)
+
+
+def paste_resized(images: Tensor, x0: Tensor, y0: Tensor, box_w: Tensor, box_h: Tensor, *,
+                  out: Tensor | None = None) -> Tensor:
     """[B, C, H, W]: each image shrunk into its box (elsewhere: border-padded garbage, to be masked).
 
     Antialiased: a sample shrunk by s ≥ 2 is resampled from the mip level 2^⌊log2 s⌋ of an average-pooled
     pyramid, so small pastes do not alias. The loop runs over pyramid levels (≤ 4 for ResizeMix's default
-    τ ≥ 0.1), never over samples; each level resamples only its own samples (see :func:`replace_rows`).
+    τ ≥ 0.1), never over samples; each level resamples only its own samples (see :func:`replace_rows`), and on
+    a CPU each level pools only the samples that needed the level above it, down to the deepest one needed.
+    The sampling grid is :func:`box_grid`'s.
+
+    ``out``: a float32 tensor of the images' shape that the result may be written into (use the returned tensor);
+    it may be `images` itself, a gathered batch the caller owns: each sample is read before its own row is written.
     """
     height, width = images.shape[-2:]
     theta = box_from(x0, y0, box_w, box_h, height, width)
@@ -63,12 +84,31 @@ def paste_resized(images: Tensor, x0: Tensor, y0: Tensor, box_w: Tensor, box_h: 
     max_level = min(int(math.log2(min(height, width))), 4)
     level = shrink.log2().floor().clamp(0, max_level).long()
     source = images.float()
-    out = torch.empty_like(source)
-    for current in range(max_level + 1):
-        if current:
-            source = F.avg_pool2d(source, 2, ceil_mode=True)
-        out = replace_rows(level == current, lambda rows, source=source: affine(
-            take(source, rows), take(theta, rows), padding_mode="border", size=(height, width)), out, inplace=True)
+    out = torch.empty_like(source) if out is None else out
+
+    def warp(source: Tensor, rows: Tensor | None) -> Tensor:
+        grid = box_grid(take(theta, rows), height, width)
+        return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    if images.device.type == "cpu":
+        rows = torch.arange(images.shape[0])
+        for current in range(max_level + 1):
+            if current:
+                deeper = (level[rows] >= current).nonzero()[:, 0]
+                if deeper.numel() == 0:
+                    break
+                source = F.avg_pool2d(source, 2, ceil_mode=True)
+                if deeper.numel() < rows.numel():  # the pooled level is a quarter the size: subset it, not the input
+                    rows, source = rows[deeper], source[deeper]
+            here = (level[rows] == current).nonzero()[:, 0]
+            if here.numel():
+                out[rows[here]] = warp(source[here], rows[here])
+    else:
+        for current in range(max_level + 1):
+            if current:
+                source = F.avg_pool2d(source, 2, ceil_mode=True)
+            out = replace_rows(level == current, lambda rows, source=source: warp(take(source, rows), rows), out,
+                               inplace=True)
     return out.to(images.dtype)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._render import box_indicator, integer_box
+from .._render import box_complement, integer_box
 from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
@@ -52,7 +52,7 @@ def cutmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Tens
         x_mid, y_mid = center_x * width, center_y * height
     x0, x1 = integer_box(x_mid, box_w, width)
     y0, y1 = integer_box(y_mid, box_h, height)
-    return 1.0 - box_indicator(x0, x1, y0, y1, height, width)
+    return box_complement(x0, x1, y0, y1, height, width)
 
 
 register(MaskMethod(INFO, cutmix_mask))

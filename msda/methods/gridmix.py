@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._render import outer, pixel_centers
+from .._render import outer_complement, pixel_centers
 from ..distributions import Integers, Uniform
 from ..registry import MaskMethod, MethodInfo, Param, ParamReader, mask_generator, register
 
@@ -119,7 +119,7 @@ def gridmix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> Ten
 
     holes_x = _holes_along(pixel_centers(width, lam.device), offset_x * (width - crop_w), crop_w, cells, fill)
     holes_y = _holes_along(pixel_centers(height, lam.device), offset_y * (height - crop_h), crop_h, cells, fill)
-    return 1.0 - outer(holes_y.float(), holes_x.float())
+    return outer_complement(holes_y.float(), holes_x.float())
 
 
 register(MaskMethod(INFO, gridmix_mask))

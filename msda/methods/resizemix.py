@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._render import box_indicator
+from .._render import box_complement
 from .._warp import paste_resized
 from ..distributions import Uniform
 from ..registry import MaskMethod, MethodInfo, Mixed, Param, ParamReader, mask_generator, register
@@ -61,7 +61,7 @@ def resizemix_mask(lam: Tensor, height: int, width: int, read: ParamReader) -> T
     Returns [B, 1, H, W] float32; λ = its mean ≈ 1 − τ².
     """
     x0, y0, box_w, box_h = _box(lam, height, width, read)
-    return 1.0 - box_indicator(x0, x0 + box_w, y0, y0 + box_h, height, width)
+    return box_complement(x0, x0 + box_w, y0, y0 + box_h, height, width)
 
 
 class ResizeMix(MaskMethod):
@@ -70,9 +70,12 @@ class ResizeMix(MaskMethod):
         height, width = batch.images.shape[-2:]
         read = self.reader(batch, generator, params)
         x0, y0, box_w, box_h = _box(lam, height, width, read)
-        mask = 1.0 - box_indicator(x0, x0 + box_w, y0, y0 + box_h, height, width)
-        pasted = paste_resized(batch.images[partner], x0, y0, box_w.clamp_min(1), box_h.clamp_min(1))
-        images = torch.where(mask.bool(), batch.images, pasted)
+        mask = box_complement(x0, x0 + box_w, y0, y0 + box_h, height, width)
+        partner_images = batch.images[partner]  # a fresh gather, owned here: pasted into, then blended into
+        pasted = paste_resized(partner_images, x0, y0, box_w.clamp_min(1), box_h.clamp_min(1),
+                               out=partner_images if partner_images.dtype == torch.float32 else None)
+        # A 0/1 mask: the lerp is exact, the own image where it is 1 and the paste where it is 0.
+        images = pasted.lerp_(batch.images, mask.to(pasted.dtype))
         return Mixed(images=images, mask=mask, lam_requested=lam, params=read.used,
                      details={"box": torch.stack([x0, y0, box_w, box_h], 1), **read.derived})
 
