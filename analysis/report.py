@@ -45,8 +45,12 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_csv(path: str | os.PathLike, table) -> Path:
-    """A pandas DataFrame as CSV (no index), atomically."""
-    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    """A pandas DataFrame as CSV (no index), atomically; text cells that a spreadsheet would run as formulas
+    (file names, class names from checkpoint metadata) are neutralised (:func:`analysis.untrusted.csv_safe_frame`)."""
+    from .untrusted import csv_safe_frame
+
+    safe = csv_safe_frame(table)
+    return atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False))
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

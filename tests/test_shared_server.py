@@ -125,3 +125,29 @@ def test_formula_named_checkpoint_gives_a_neutralised_csv_cell(text):
 def test_plotly_label_from_hostile_metadata_is_escaped():
     assert plotly_text('<a href="http://x">cat</a> & <b>dog</b>') == \
         '&lt;a href="http://x"&gt;cat&lt;/a&gt; &amp; &lt;b&gt;dog&lt;/b&gt;'
+
+
+# ---------------------------------------------------------------- the checkpoint folder (app.lib.checkpoints)
+
+@pytest.mark.parametrize("kind, page", [("fifo", "1_CAM_and_Occlusion.py"), ("sparse", "2_Robustness.py")])
+def test_fifo_or_huge_manifest_via_apptest_must_finish(monkeypatch, tmp_path, kind, page):
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    from app.lib.checkpoints import ENV_VAR
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "cutmix.safetensors").write_bytes((ROOT / "checkpoints" / "cutmix.safetensors").read_bytes())
+    if kind == "fifo":
+        os.mkfifo(folder / "manifest.json")
+    else:
+        with open(folder / "manifest.json", "wb") as f:
+            f.truncate(1 << 30)
+    monkeypatch.setenv(ENV_VAR, str(folder))
+    at = AppTest.from_file(str(ROOT / "app" / "pages" / page), default_timeout=120)
+    at.run()  # a FIFO read would block here forever
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(e.value) for e in [*at.warning, *at.info, *at.caption, *at.markdown])
+    assert "manifest.json is a FIFO" in shown if kind == "fifo" else "1,073,741,824 bytes" in shown

@@ -136,10 +136,18 @@ def load_manifest(folder: Path) -> tuple[Any, str | None]:
     return _parse_manifest(str(path), stat.st_mtime_ns, stat.st_size)
 
 
+MAX_MANIFEST_BYTES = 16 * 2**20
+"""Largest manifest.json read (the shipped one is well under 1 MB): a huge or sparse file is refused unread."""
+
+
 @functools.lru_cache(maxsize=4)
 def _parse_manifest(path: str, mtime_ns: int, size: int) -> tuple[Any, str | None]:
+    from analysis.untrusted import UntrustedFileError, read_regular_file
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8")), None
+        return json.loads(read_regular_file(path, max_bytes=MAX_MANIFEST_BYTES, what="manifest").decode("utf-8")), None
+    except UntrustedFileError as error:
+        return None, f"{error}; the files are listed without it."
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return None, f"{path} could not be read ({error}); the files are listed without it."
 

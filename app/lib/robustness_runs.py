@@ -323,9 +323,11 @@ def report_csv(report: dict) -> bytes:
     """The long table (one row per count) as CSV, as the command line's robustness.csv."""
     import pandas as pd
 
+    from analysis.untrusted import csv_safe_frame
+
     rows = report["rows"]
     table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    return table.to_csv(index=False).encode("utf-8")
+    return csv_safe_frame(table).to_csv(index=False).encode("utf-8")
 
 
 def read_results(data: bytes, name: str) -> Shown:
