@@ -48,7 +48,7 @@ from .._random import bernoulli, dirichlet, integers, uniform
 from .._rows import replace_rows, take
 from .._warp import affine, random_view_params, rotation_shear, view
 from ..distributions import Drawn
-from ..registry import (Method, MethodInfo, Mixed, Param, ParamReader, blend, get_method, method_names,
+from ..registry import (Method, MethodInfo, Mixed, Param, ParamReader, blend_into, get_method, method_names,
                         register)
 
 CANDIDATES = ("mixup", "cutmix", "fmix", "gridmix", "agmix")
@@ -169,6 +169,14 @@ def smoothing_kernels(windows: Tensor, kind: str, size: int) -> Tensor:
     return weights / weights.sum(1, keepdim=True)
 
 
+def _write_rows(select: Tensor, compute, target: Tensor) -> None:
+    """:func:`replace_rows` into `target`, a view of a buffer this call owns: the rows marked by `select` become
+    ``compute(rows)``."""
+    updated = replace_rows(select, compute, target, inplace=True)
+    if updated is not target:
+        target.copy_(updated)
+
+
 def smooth(masks: Tensor, kernels: Tensor) -> Tensor:
     """Filter each [1, H, W] mask of a [B, 1, H, W] batch with its own separable kernel [B, K].
 
@@ -204,8 +212,9 @@ class MiAMix(Method):
                 views = self._pinned(read, "view", (size, 4), torch.float32)
                 if views is None:
                     views = read.record("view", random_view_params(size, generator=generator, device=device))
-                partner_images = replace_rows(
-                    self_mix, lambda rows: view(take(batch.images, rows), take(views, rows)), partner_images)
+                partner_images = replace_rows(  # partner_images is a fresh gather: written in place
+                    self_mix, lambda rows: view(take(batch.images, rows), take(views, rows)), partner_images,
+                    inplace=True)
             partner = torch.where(self_mix, torch.arange(size, device=device), partner)
 
         # Stage 2: number of layers, their ratios and their methods.
@@ -235,33 +244,36 @@ class MiAMix(Method):
         augmentable = torch.tensor([n in AUGMENTABLE for n in names], device=device)[layer_methods] & active
         rotate, smoothed, angle, shear, windows, kernel_size = self._augmentations(read, augmentable, height, width)
         pinned_layers = read.value("layers") if read.pinned("layers") else None
-        raw_layers, layers, records = [], [], []
+        # Each layer is written, row by row, into its slot of one [B, k_max, H, W] buffer (inactive layers stay all
+        # ones), then copied to a second buffer where it is augmented in place: two image-sized buffers in all.
+        raw = torch.ones(size, k_max, height, width, device=device)
+        stacked = torch.empty_like(raw)
+        records = []
         for j in range(k_max):
             own = 1.0 - lams[:, j]
-            layer = torch.ones(size, 1, height, width, device=device)
+            layer = raw[:, j:j + 1]
             record = {}
             for index, name in enumerate(names):
                 if weights[index] == 0:
                     continue
                 pinned = {} if pinned_layers is None else pinned_layers[j].get(name, {})
-                layer = replace_rows(
+                _write_rows(
                     (layer_methods[:, j] == index) & active[:, j],
                     lambda rows, name=name, pinned=pinned, record=record: self._render_layer(
                         name, take(own, rows), rows, pinned, record, height, width, generator),
                     layer)
             records.append(record)
-            raw_layers.append(layer)
+            layer = stacked[:, j:j + 1]
+            layer.copy_(raw[:, j:j + 1])
             theta = rotation_shear(angle[:, j].deg2rad(), shear[:, j].deg2rad(), height, width)
             # Rotation and shear act on the partner's coverage, so what leaves the frame becomes "own image".
-            layer = replace_rows(rotate[:, j], lambda rows: 1.0 - affine(1.0 - take(layer, rows), take(theta, rows)),
-                                 layer)
+            _write_rows(rotate[:, j], lambda rows: 1.0 - affine(1.0 - take(layer, rows), take(theta, rows)), layer)
             kernels = smoothing_kernels(windows[:, j], read.value("smoothing"), kernel_size)
-            layer = replace_rows(smoothed[:, j], lambda rows: smooth(take(layer, rows), take(kernels, rows)), layer)
-            layers.append(layer.clamp(0.0, 1.0))  # a filter's rounding must not leave [0, 1]
+            _write_rows(smoothed[:, j], lambda rows: smooth(take(layer, rows), take(kernels, rows)), layer)
+        stacked.clamp_(0.0, 1.0)  # a filter's rounding must not leave [0, 1]
         read.record("layers", records)
 
         # Stage 4: merge, and the label weight.
-        stacked = torch.cat(layers, 1)  # [B, k_max, H, W]; inactive layers are all ones
         if read.value("merge") == "sum":
             merged = 1.0 - (1.0 - stacked).sum(1, keepdim=True).clamp(0.0, 1.0)
         else:
@@ -270,9 +282,10 @@ class MiAMix(Method):
         details = {
             "methods": names, "k": k, "self_mix": self_mix, "layer_methods": layer_methods, "layer_lams": lams,
             "active": active, "rotated": rotate, "smoothed": smoothed, "rotation_deg": angle, "shear_deg": shear,
-            "window": windows, "raw_masks": torch.cat(raw_layers, 1), "masks": stacked, "merged": merged,
+            "window": windows, "raw_masks": raw, "masks": stacked, "merged": merged,
         }
-        return Mixed(images=blend(batch.images, partner_images, merged), mask=merged, partner=partner,
+        # partner_images is this call's own tensor (a gather, or a where over one): blended into in place.
+        return Mixed(images=blend_into(partner_images, batch.images, merged), mask=merged, partner=partner,
                      lam=own_share if read.value("lam_mode") == "orig" else None, lam_requested=own_share,
                      details=details, params=read.used)
 
