@@ -151,3 +151,18 @@ def test_fifo_or_huge_manifest_via_apptest_must_finish(monkeypatch, tmp_path, ki
     assert not at.exception, [e.value for e in at.exception]
     shown = " ".join(str(e.value) for e in [*at.warning, *at.info, *at.caption, *at.markdown])
     assert "manifest.json is a FIFO" in shown if kind == "fifo" else "1,073,741,824 bytes" in shown
+
+
+def test_plotly_labels_from_hostile_checkpoint_metadata_are_escaped():
+    from analysis.robustness.figures import fgsm_figure
+    from app.lib.model_figures import topk_spec
+
+    hostile = '<a href="http://x">cat</a>'
+    spec = topk_spec([(hostile, 0.9), ("dog", 0.1)], [("dog", 0.6), (hostile, 0.4)])
+    assert all(hostile not in trace["y"] and "&lt;a href" in trace["y"][0] for trace in spec["data"])
+
+    class Curve:
+        eps, accuracy = [0.0, 1 / 255], __import__("torch").tensor([0.9, 0.5])
+
+    figure = fgsm_figure({"<b>model</b>": Curve()})
+    assert figure.data[0].name == "&lt;b&gt;model&lt;/b&gt;" and "<b>" not in figure.data[0].hovertemplate

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 
 from .evaluate import FGSMCurve, RobustnessResults
+from ..untrusted import plotly_text
 
 _COLUMNS_PER_ROW = 3
 
@@ -21,13 +22,14 @@ def error_heatmaps(results: RobustnessResults):
     count = len(results.models)
     columns = min(count, _COLUMNS_PER_ROW)
     rows = math.ceil(count / columns)
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(results.models), shared_yaxes=True,
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[plotly_text(m) for m in results.models],
+                           shared_yaxes=True,
                            horizontal_spacing=0.04, vertical_spacing=0.25 / rows)
     severities = [str(severity) for severity in results.severities]
     for mi, name in enumerate(results.models):
         figure.add_trace(go.Heatmap(z=errors[mi].tolist(), x=severities, y=list(results.corruptions),
                                     coloraxis="coloraxis",
-                                    hovertemplate=f"{name}<br>%{{y}}, severity %{{x}}: error %{{z:.3f}}<extra></extra>"),
+                                    hovertemplate=f"{plotly_text(name)}<br>%{{y}}, severity %{{x}}: error %{{z:.3f}}<extra></extra>"),
                          row=mi // columns + 1, col=mi % columns + 1)
     top = float(errors.max()) if errors.numel() else 1.0
     figure.update_layout(coloraxis=dict(cmin=0.0, cmax=max(top, 1e-6), colorscale="Viridis",
@@ -50,7 +52,7 @@ def summary_bars(summary):
     figure = make_subplots(rows=1, cols=2 if normalised else 1, column_widths=[0.65, 0.35] if normalised else None,
                            subplot_titles=["top-1 error"] + (["AlexNet-normalised (1.0 = AlexNet)"] if normalised
                                                              else []))
-    models = list(summary["model"])
+    models = [plotly_text(model) for model in summary["model"]]
     for column, label, is_accuracy in error_columns:
         values = summary[column]
         if not values.notna().any():
@@ -73,8 +75,9 @@ def fgsm_figure(curves: Mapping[str, FGSMCurve]):
 
     figure = go.Figure()
     for name, curve in curves.items():
+        label = plotly_text(name)
         figure.add_scatter(x=[step * 255 for step in curve.eps], y=curve.accuracy.tolist(), mode="lines+markers",
-                           name=name, hovertemplate=f"{name}<br>ε = %{{x:.3g}}/255: accuracy %{{y:.3f}}<extra></extra>")
+                           name=label, hovertemplate=f"{label}<br>ε = %{{x:.3g}}/255: accuracy %{{y:.3f}}<extra></extra>")
     figure.update_layout(xaxis_title="ε (× 1/255, on the [0, 1] pixel scale)", yaxis_title="top-1 accuracy",
                          yaxis_range=[0, 1], height=380, margin=dict(t=30, b=40))
     return figure

@@ -17,6 +17,7 @@ from plotly.colors import sequential
 
 from .figures import CURVE_COLOURS, FONT, MARK_COLOUR, grid_layout
 from .images import to_png
+from analysis.untrusted import plotly_text
 
 CAM_SCALE = [[index / (len(sequential.Inferno) - 1), colour] for index, colour in enumerate(sequential.Inferno)]
 """Inferno as explicit stops: plotly.js itself only knows a few scales by name (Viridis, Cividis, …), and these
@@ -100,11 +101,13 @@ def topk_spec(clean: list[tuple[str, float]], occluded: list[tuple[str, float]],
     """Top-k probabilities before (blue) and after occlusion (orange) as horizontal bars; the classes of both
     top-k lists, ordered by their clean probability, with each class's probability in both."""
     order = list(dict.fromkeys([name for name, _ in clean] + [name for name, _ in occluded]))
+    shown_names = {name: plotly_text(name) for name in order}  # class names come from a checkpoint's metadata
     clean_p, occluded_p = dict(clean), dict(occluded)
     traces = []
     for label, values, colour in (("clean", clean_p, CLEAN_COLOUR), ("occluded", occluded_p, OCCLUDED_COLOUR)):
         shown = [values.get(name) for name in order]
-        traces.append({"type": "bar", "orientation": "h", "name": label, "y": order, "x": shown,
+        traces.append({"type": "bar", "orientation": "h", "name": label, "x": shown,
+                       "y": [shown_names[name] for name in order],
                        "marker": {"color": colour}, "text": [f"{v:.2f}" if v is not None else "" for v in shown],
                        "textposition": "outside", "cliponaxis": False,
                        "hovertemplate": f"{label}: %{{y}} %{{x:.3f}}<extra></extra>"})

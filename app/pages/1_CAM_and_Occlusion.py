@@ -40,6 +40,7 @@ from app.lib.cam_view import (  # noqa: E402
 )
 from app.lib.checkpoints import LoadedModel, checkpoint_folder, choose_checkpoints  # noqa: E402
 from app.lib.probe_image import ProbeImage, choose_probe_image  # noqa: E402
+from analysis.untrusted import plotly_text
 
 torch.set_num_threads(1)  # small batches; on a shared machine one thread does not fight other processes
 
@@ -210,7 +211,8 @@ def sensitivity_section(models: list[LoadedModel], image: ProbeImage, target: st
             st.error(view)
             continue
         views.append((loaded, view))
-        panels.append((image.pixels(loaded.size), view.heat, f"{loaded.name} · p({view.class_name})"))
+        panels.append((image.pixels(loaded.size), view.heat,
+                       plotly_text(f"{loaded.name} · p({view.class_name})")))  # file-controlled text
     if not panels:
         return
     limit = max(float(abs(view.heat).max()) for _, view in views)
