@@ -52,6 +52,7 @@ st.html(f"""<style>
 [data-testid="stElementContainer"]:has(.msda-ladder), [data-testid="stElementContainer"]:has(> .st-key-grid-script)
   {{ display: none; }}
 body.msda-scrubbing .msda-stale {{ opacity: 0.4; }}
+[data-scrub] > .msda-now {{ display: none; }}
 </style>""")
 PRESENTATION_STYLE = """<style>
 html { font-size: 20px; }

@@ -263,9 +263,10 @@ def card_facts(info: MethodInfo, view: MixView, params: dict[str, Any], pair: Pa
                          guidance.key if guidance else None)
         scrubbed = f' data-lam="{settings.lam:.2f}" data-ladder="{key}"'
     line = lam_line(info, view.lam_requested, view.lam, view.area, uses_lam, settings)
-    lines = [f'<span class="msda-lamline"{scrubbed}>{line}</span>',
-             (f'<span class="msda-label">label: **{html.escape(names[0])} {view.label[0]:.2f}** / '
-              f"**{html.escape(names[1])} {view.label[1]:.2f}**</span>\n{_label_bar(names, view.label)}"),
+    lines = [f'<span class="msda-lamline"{scrubbed}><span class="msda-now">{line}</span></span>',
+             (f'<span class="msda-label"><span class="msda-now">label: **{html.escape(names[0])} '
+              f"{view.label[0]:.2f}** / **{html.escape(names[1])} {view.label[1]:.2f}**</span></span>\n"
+              f"{_label_bar(names, view.label)}"),
              (f'<span class="msda-stale">mask mean {view.area:.2f} · '
               f"edge sharpness {_short_number(view.sharpness)} · "
               f"partner regions {view.regions}</span>")]

@@ -38,6 +38,20 @@ function install() {
     if (grid.keep.length > 4000) grid.keep = grid.keep.slice(-2000);
   };
 
+  // React owns the card's text nodes: replacing them would leave React updating detached nodes after the
+  // release. The frame's text goes into a span of our own beside them, hidden again once the server has
+  // drawn the released λ (settled).
+  const overlay = (element, content) => {
+    let mine = element.querySelector(':scope > .msda-scrub');
+    if (!mine) {
+      mine = document.createElement('span');
+      mine.className = 'msda-scrub';
+      element.appendChild(mine);
+    }
+    mine.innerHTML = content;
+    element.dataset.scrub = '1';
+  };
+
   grid.show = (lam) => {
     const started = performance.now();
     document.body.classList.add('msda-scrubbing');
@@ -51,8 +65,8 @@ function install() {
       const set = (selector, apply) => { const el = root.querySelector(selector); if (el) apply(el); };
       set('img[alt="mask"]', (el) => { el.src = ladder.masks[mask]; });
       set('img[alt="mixed image"]', (el) => { el.src = ladder.mixed[mixed]; });
-      set('.msda-lamline', (el) => { el.innerHTML = line; });
-      set('.msda-label', (el) => { el.innerHTML = label; });
+      set('.msda-lamline', (el) => overlay(el, line));
+      set('.msda-label', (el) => overlay(el, label));
       set('.msda-labelbar > div', (el) => { el.style.width = `${(Math.min(1, Math.max(0, share)) * 100).toFixed(1)}%`; });
     }
     grid.scrubs += 1;
@@ -64,7 +78,12 @@ function install() {
     if (!input) return;
     const value = Number(input.value).toFixed(2);
     const lines = [...document.querySelectorAll('.msda-lamline[data-lam]')];
-    if (lines.every((el) => el.dataset.lam === value)) document.body.classList.remove('msda-scrubbing');
+    if (!lines.every((el) => el.dataset.lam === value)) return;
+    document.body.classList.remove('msda-scrubbing');
+    for (const el of document.querySelectorAll('[data-scrub]')) {
+      delete el.dataset.scrub;
+      el.querySelectorAll(':scope > .msda-scrub').forEach((mine) => mine.remove());
+    }
   };
 
   let pending = false;
