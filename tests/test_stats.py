@@ -10,6 +10,8 @@ import torch
 from scipy import ndimage
 from scipy import stats as scipy_stats
 
+from conftest import guidance, runnable
+
 import msda
 from msda import stats
 
@@ -107,9 +109,9 @@ def test_every_method_mask_matches_scipy(device):
     generator = torch.Generator(device=device).manual_seed(1)
     images = torch.rand(4, 3, 48, 48, generator=generator, device=device)
     labels = torch.tensor([0, 1, 0, 1], device=device)
-    for name in msda.METHODS:
-        logits = {"logits": torch.tensor([[2.0, 0.0]] * 4, device=device)} if name == "hardmix" else {}
-        mask = msda.Mixer(name, num_classes=2, generator=generator)(images, labels, **logits).mask
+    for name in runnable(msda.METHODS):
+        inputs = guidance(name, images, logits=torch.tensor([[2.0, 0.0]] * 4, device=device))
+        mask = msda.Mixer(name, num_classes=2, generator=generator)(images, labels, **inputs).mask
         expected = [ndimage.label(m[0].cpu().numpy() < 0.5)[1] for m in mask]
         assert stats.connected_regions(mask).tolist() == expected, name
 
