@@ -42,7 +42,8 @@ N_BOOT = 2000
 def by_method(outcomes: Mapping[str, Tensor], methods: Mapping[str, str | None],
               seeds: Mapping[str, int | None] | None = None) -> dict[str, Tensor]:
     """method → float64 ``[seeds, items, ...]``: the per-item outcomes of each method's models stacked in seed
-    order (models without a method are left out), methods in order of first appearance.
+    order (models without a method are left out), methods in name order — the bootstrap draws each method's seed
+    resamples in turn, so a table must not depend on the order its checkpoints were listed in.
 
     Args:
         outcomes: model name → ``[items, ...]`` outcomes (bool, integer or float), the same items for every model.
@@ -57,8 +58,8 @@ def by_method(outcomes: Mapping[str, Tensor], methods: Mapping[str, str | None],
         seed = (seeds or {}).get(model)
         order = position if seed is None else seed
         grouped.setdefault(method, []).append((order, torch.as_tensor(values).double()))
-    return {method: torch.stack([values for _, values in sorted(rows, key=lambda row: row[0])])
-            for method, rows in grouped.items()}
+    return {method: torch.stack([values for _, values in sorted(grouped[method], key=lambda row: row[0])])
+            for method in sorted(grouped)}
 
 
 def verdict_table(per_method: Mapping[str, Tensor], *, baseline: str | None = "none",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -19,7 +20,17 @@ def test_by_method_stacks_seeds_in_seed_order_and_leaves_out_unknown_methods():
     outcomes = {"b-s1": torch.ones(3), "a-s0": torch.zeros(3), "b-s0": torch.full((3,), 2.0), "x": torch.ones(3)}
     grouped = by_method(outcomes, {"b-s1": "b", "a-s0": "a", "b-s0": "b", "x": None},
                         {"b-s1": 1, "a-s0": 0, "b-s0": 0})
-    assert list(grouped) == ["b", "a"] and grouped["b"][:, 0].tolist() == [2.0, 1.0]
+    assert list(grouped) == ["a", "b"] and grouped["b"][:, 0].tolist() == [2.0, 1.0]
+
+
+def test_a_table_does_not_depend_on_the_order_the_checkpoints_were_listed_in():
+    generator = torch.Generator().manual_seed(0)
+    names = [f"{m}-s{s}" for m in ("none", "mixup", "cutmix") for s in range(3)]
+    outcomes = {name: (torch.rand(200, generator=generator) < 0.8).double() for name in names}
+    methods, seeds = {n: n.split("-")[0] for n in names}, {n: int(n[-1]) for n in names}
+    tables = [verdict_table(by_method(dict(order), methods, seeds), n_boot=300).set_index("method").sort_index()
+              for order in (outcomes.items(), reversed(outcomes.items()))]
+    pd.testing.assert_frame_equal(*tables)
 
 
 def test_an_item_undefined_for_any_model_is_dropped_for_all():
