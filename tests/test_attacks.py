@@ -187,6 +187,8 @@ def test_cli_writes_tables_outcomes_and_the_manifest_section(tmp_path, capsys):
     assert attacks["attack"]["steps"] == 2 and attacks["attack"]["restarts"] == 2 and "2 restarts" in attacks["attack"]["description"]
     assert len(attacks["runs"]) == 4 and set(attacks["runs"][0]["accuracy"]) == {"clean", "fgsm 2/255", "fgsm 8/255",
                                                                                  "pgd 2/255", "pgd 8/255"}
+    assert attacks["outcomes"]["file"] == "studies/attacks_outcomes.safetensors"  # kept beside the manifest
+    assert (tmp_path / "studies" / "attacks_outcomes.safetensors").is_file()
     assert "PGD L∞" in capsys.readouterr().out
 
 

@@ -211,6 +211,10 @@ def test_cli_writes_tables_outcomes_and_the_manifest_section(tmp_path, capsys):
     assert [row["method"] for row in calibration["methods"]] == ["mixup", "none"]
     assert {run["model"] for run in calibration["runs"]} == set(stored) and all(run["sha256"] for run in calibration["runs"])
     assert set(calibration["reliability"]) == {"none", "mixup"} and calibration["severity"]
+    # the outcome file travels with the manifest (the report folder is not kept), so every verdict can be redone
+    assert calibration["outcomes"]["file"] == "studies/calibration_outcomes.safetensors"
+    assert (tmp_path / "studies" / "calibration_outcomes.safetensors").read_bytes() == \
+        (out / "calibration_outcomes.safetensors").read_bytes()
     page = (out / "calibration.html").read_text()
     assert "Reliability diagrams" in page and "verdicts against none" in page
     assert "calibration.html" in capsys.readouterr().out

@@ -99,3 +99,20 @@ def test_cli_writes_the_manifest_with_seeds(seeds, tmp_path, capsys):
     assert "--seeds" in written["command"] and "1 checkpoints" in out
     assert "| `mixup` | 95.00 | 93.00 | 94.00 | 94.00 ± 1.00 | +4.00 |" in out
     assert "| `cutmix` | 92.00 |  |  | 92.00 | +2.00 |" in out
+
+
+def test_a_rebuild_keeps_the_studies_own_sections_and_ships_their_outcome_files(seeds, tmp_path):
+    folder, _ = seeds
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(folder / "none-s0.safetensors", shipped / "none.safetensors")
+    outcomes = tmp_path / "reports" / "calibration_outcomes.safetensors"  # a report folder the repository ignores
+    outcomes.parent.mkdir()
+    outcomes.write_bytes(b"per-item outcomes")
+    (shipped / "manifest.json").write_text(json.dumps(
+        {"calibration": {"command": "python -m analysis.calibration", "outcomes": {"file": str(outcomes)}}}))
+    manifest.main([str(shipped), "--seeds", str(folder)])
+    written = json.loads((shipped / "manifest.json").read_text())
+    assert written["calibration"]["command"] == "python -m analysis.calibration" and "seeds" in written
+    assert written["calibration"]["outcomes"]["file"] == "studies/calibration_outcomes.safetensors"
+    assert (shipped / "studies" / "calibration_outcomes.safetensors").read_bytes() == b"per-item outcomes"

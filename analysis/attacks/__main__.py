@@ -171,7 +171,7 @@ def write_section(manifest_path: Path, summary: dict, table, *, out: Path) -> Pa
     """The study in ``manifest.json``'s top-level ``attacks`` section (the rest of the file left as it is, re-read
     just before the write): command, attack settings, interval, per-method rows, every run's accuracies."""
     from msda.training.checkpoint import file_sha256
-    from msda.training.manifest import write_manifest
+    from msda.training.manifest import ship_outcomes, write_manifest
 
     from ..report import to_jsonable
 
@@ -182,10 +182,9 @@ def write_section(manifest_path: Path, summary: dict, table, *, out: Path) -> Pa
                      "file": path.name, "sha256": file_sha256(path) if path.is_file() else None,
                      "accuracy": {f"{row['attack']} {row['eps_label']}" if row["attack"] != "clean" else "clean":
                                   row["accuracy"] for row in part.to_dict("records")}})
-    outcomes = out / OUTCOMES_FILE
     section = {"command": summary["command"], "attack": summary["attack"], "data": summary["data"],
                "interval": summary["interval"], "methods": summary["methods"], "runs": runs,
-               "outcomes": {"file": str(outcomes), "sha256": file_sha256(outcomes) if outcomes.is_file() else None}}
+               "outcomes": ship_outcomes(out / OUTCOMES_FILE, manifest_path.parent)}
     manifest = json.loads(manifest_path.read_text())
     manifest[SECTION] = to_jsonable(section)
     return write_manifest(manifest_path, manifest)

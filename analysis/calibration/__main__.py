@@ -245,7 +245,7 @@ def write_section(manifest_path: Path, summary: dict, table, *, out: Path) -> Pa
     temperature and metrics (with the checkpoint's sha256), per-method reliability bins, the severity table and
     the outcome file's name and sha256."""
     from msda.training.checkpoint import file_sha256
-    from msda.training.manifest import write_manifest
+    from msda.training.manifest import ship_outcomes, write_manifest
 
     from ..report import to_jsonable
 
@@ -256,12 +256,11 @@ def write_section(manifest_path: Path, summary: dict, table, *, out: Path) -> Pa
                                                   "ece", "ece_ts", "mce", "mce_ts", "nll", "nll_ts", "brier",
                                                   "brier_ts", "confidence_ts") if key in row},
                      "file": path.name, "sha256": file_sha256(path) if path.is_file() else None})
-    outcomes = out / OUTCOMES_FILE
     section = {"command": summary["command"], "settings": summary["settings"], "interval": summary["interval"],
                "metrics": summary["metrics"], "higher_is_better": summary["higher_is_better"],
                "methods": summary["methods"], "runs": runs, "reliability": summary["method_reliability"],
                "severity": summary["severity"],
-               "outcomes": {"file": str(outcomes), "sha256": file_sha256(outcomes) if outcomes.is_file() else None}}
+               "outcomes": ship_outcomes(out / OUTCOMES_FILE, manifest_path.parent)}
     manifest = json.loads(manifest_path.read_text())
     manifest[SECTION] = to_jsonable(section)
     return write_manifest(manifest_path, manifest)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -139,18 +140,24 @@ def write_manifest(path: Path, manifest: dict) -> Path:
 
 
 def _outcome_file(report_path: Path, report: dict, folder: Path) -> dict | None:
-    """The per-item outcome file a report names (next to it), copied (atomically) to ``<folder>/studies/`` so
-    every verdict can be recomputed from the repository: {file (relative to `folder`), sha256, source}; sha256
-    None when the file is missing; None when the report names none."""
-    import shutil
-
+    """The per-item outcome file a report names (next to it), copied to ``<folder>/studies/`` so every verdict
+    can be recomputed from the repository (:func:`ship_outcomes`); None when the report names none."""
     name = report.get("outcomes")
     if not isinstance(name, str) or not name:
         return None
-    source = Path(report_path).parent / Path(name).name
+    return ship_outcomes(Path(report_path).parent / Path(name).name, folder)
+
+
+def ship_outcomes(source: str | os.PathLike, folder: str | os.PathLike) -> dict:
+    """A study's per-item outcome file copied (atomically) to ``<folder>/studies/`` — the manifest's folder, which
+    the repository keeps, where ``reports/`` is not: {file (relative to `folder`), sha256, source}; file and
+    sha256 None when `source` is missing."""
+    import shutil
+
+    source, folder = Path(source), Path(folder)
     if not source.is_file():
         return {"file": None, "sha256": None, "source": str(source)}
-    target = Path(folder) / "studies" / source.name
+    target = folder / "studies" / source.name
     if source.resolve() != target.resolve():
         atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
     return {"file": str(target.relative_to(folder)), "sha256": file_sha256(target), "source": str(source)}
@@ -246,6 +253,10 @@ def main(argv: list[str] | None = None) -> dict:
         except (OSError, ValueError):
             kept = {}
         manifest.update({key: kept[key] for key in OWN_SECTIONS if key in kept and key not in manifest})
+    for key in OWN_SECTIONS:  # a section written before its outcome file was shipped: ship it now
+        outcomes = manifest.get(key, {}).get("outcomes") if isinstance(manifest.get(key), dict) else None
+        if isinstance(outcomes, dict) and isinstance(outcomes.get("file"), str) and "source" not in outcomes:
+            manifest[key]["outcomes"] = ship_outcomes(outcomes["file"], args.folder)
     write_manifest(args.folder / "manifest.json", manifest)
     print(f"{args.folder / 'manifest.json'}: {len(manifest['checkpoints'])} checkpoints")
     if "seeds" in manifest:
