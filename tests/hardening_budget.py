@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-SECONDS = 2.0
-"""Each refusal must come within this (the cases took 7 s to over 20 minutes before)."""
+SECONDS = 5.0
+"""Each refusal must come within this (the cases took 7 s to over 20 minutes before; the margin is for a loaded
+machine — this guards against a hang or a full decode, it is not a speed target)."""
 
 MEGABYTES = 300
 """And within this much resident memory above where it started (the cases took 2–12 GB before)."""
