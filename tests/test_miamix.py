@@ -1,6 +1,5 @@
 """MiAMix as miamix.md states it: the paper's smoothing windows, bounded parameters, masks in [0, 1]."""
 
-
 import pytest
 import torch
 
