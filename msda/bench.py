@@ -31,6 +31,12 @@ from msda._devices import check_benchmark_args
 MIN_SIZE = 8
 """Smallest image side benchmarked: the grid and smoothing methods need a few pixels per cell."""
 
+CUTMIX_MULTIPLES = {"gmix": 4.0, "agmix": 4.0, "fmix": 4.0, "lmix": 4.0, "gridmix": 4.0, "resizemix": 4.0,
+                    "saliencymix": 8.0, "miamix": 8.0}
+"""Targets for the image-only masks' time per batch as a multiple of CutMix's in the same run (B = 64, 224 px):
+an FFT, a Gaussian fit or a resize per sample may cost a few CutMixes, the saliency detector and MiAMix's
+multi-layer masks a few more."""
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -161,10 +167,14 @@ def main(argv=None) -> dict:
     ours = {name: measured[name] for name in calls}
     peers = {name: measured[name] for name in peers_calls}
 
-    header = f"{'method':<32}{'ms/batch':>10}{'images/s':>12}" + (f"{'% of R50 step':>15}" if step else "")
+    cutmix = ours.get("cutmix")
+    header = (f"{'method':<32}{'ms/batch':>10}{'images/s':>12}" + (f"{'× cutmix':>10}" if cutmix else "")
+              + (f"{'% of R50 step':>15}" if step else ""))
     print("\n" + header + "\n" + "-" * len(header))
     for name, seconds in list(ours.items()) + list(peers.items()):
         row = f"{name:<32}{seconds * 1e3:>10.2f}{args.batch / seconds:>12.0f}"
+        if cutmix:
+            row += f"{seconds / cutmix:>9.1f}×"
         if step:
             row += f"{100 * seconds / step:>14.2f}%"
         print(row)
@@ -185,6 +195,10 @@ def main(argv=None) -> dict:
         check(f"{method} per-sample vs {tv_name}", ours[method] / peers[tv_name], 1.5)
         if timm_name in peers:
             check(f"{method} per-sample vs {timm_name}", ours[method] / peers[timm_name], 1.0)
+    if cutmix:  # the mask generators' own cost against the simplest box, measured in the same rounds
+        for method, seconds in ours.items():
+            if method in CUTMIX_MULTIPLES:
+                check(f"{method} vs cutmix", seconds / cutmix, CUTMIX_MULTIPLES[method], fmt="{:.1f}×")
     if step:
         for method, seconds in ours.items():
             check(f"{method} mixing vs one ResNet-50 step", 100 * seconds / step, 3.0, fmt="{:.2f}%")
