@@ -6,8 +6,10 @@
 shipped checkpoints' (shapes-scratch); any flag given overrides the recipe. Runs on CPU or GPU (``--device``; bf16
 autocast with ``--amp``, ``--channels-last``, ``--compile``), and unchanged under
 ``torchrun --nproc_per_node N python -m msda.train ...`` (DistributedDataParallel; gloo on CPU, nccl on GPU).
-Writes the checkpoint (.safetensors with metadata), ``<out stem>.metrics.csv``/``.jsonl`` per epoch and a
-resume state ``<out>.state.pt`` after every epoch and on Ctrl-C; ``--resume`` continues from it.
+Writes the checkpoint (.safetensors with metadata), the per-epoch metrics (``<out stem>.metrics.partial.csv``/
+``.jsonl`` during the run, renamed to ``<out stem>.metrics.csv``/``.jsonl`` with the checkpoint, so a failed re-run
+keeps the previous run's pair) and a resume state ``<out>.state.pt`` after every epoch and on Ctrl-C;
+``--resume`` continues from it. A full disk ends the run with one line naming the file and the free space.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from msda._devices import check_device
 from msda.data import DATASETS
 from msda.training.distributed import world
 from msda.training.loop import Settings, train
+from msda.training.outputs import DiskFull, is_disk_full
 from msda.training.recipes import RECIPES
 
 MAX_LR = 10.0
@@ -176,6 +179,12 @@ def main(argv: list[str] | None = None) -> dict:
         result = train(settings)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except DiskFull as error:  # one line, without the usage text: the settings were fine
+        raise SystemExit(f"error: {error}") from None
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        raise SystemExit(f"error: {DiskFull(error.filename or settings.out, error)}") from None
     except ValueError as error:  # settings that only the data, a saved state or --init can refute
         parser.error(str(error))
     if settings.progress and world()[0] == 0:

@@ -27,7 +27,9 @@ from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
+
+from .outputs import disk_full_as_error
 
 FORMAT = "msda-checkpoint/1"
 _UMASK = os.umask(0)
@@ -68,19 +70,23 @@ def load_json_bounded(text: str | bytes, *, what: str, max_bytes: int = MAX_META
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to `path`, then rename it to `path`."""
+    """Call ``write(tmp_path)`` on a temporary file next to `path`, then rename it to `path`.
+
+    A full disk or quota (ENOSPC, EDQUOT) anywhere in it raises :class:`msda.training.outputs.DiskFull`, one line
+    naming `path` and the free space; the temporary file is removed and `path` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with disk_full_as_error(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     return path
 
 
@@ -116,7 +122,10 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
         raise ValueError(f"checkpoint metadata is missing {missing}; required: {list(REQUIRED_META)}")
     tensors = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in state_dict.items()}
     header = {"format": FORMAT, "msda": json.dumps(meta, sort_keys=True)}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    # Serialised here and written by Python, so a full disk is an OSError (save_file's Rust writer reports it as
+    # an opaque SafetensorError); the bytes are the same file.
+    data = save(tensors, metadata=header)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -140,7 +149,38 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Resume state (model, optimiser, generators, progress), atomically."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            recorder = _RecordingWriter(handle)
+            try:
+                torch.save(state, recorder)
+            except RuntimeError:
+                # torch reports a failed write as "enforce fail at inline_container.cc … unexpected pos": the
+                # OSError behind it (a full disk) is the error to show.
+                if recorder.error is not None:
+                    raise recorder.error from None
+                raise
+
+    return atomic_write(path, write)
+
+
+class _RecordingWriter:
+    """A binary file for ``torch.save`` that keeps the OSError of a failed write (torch replaces it with its own
+    RuntimeError)."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

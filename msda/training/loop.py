@@ -235,8 +235,10 @@ class Trainer:
         the same output clears them so they do not pile up (a resume state can be gigabytes)."""
         settings = self.settings
         metrics = MetricsLog(settings.metrics_stem)
-        removed = [path for target in (settings.out, settings.state_path, metrics.csv_path, metrics.jsonl_path)
+        removed = [path for target in (settings.out, settings.state_path, *metrics.paths)
                    for path in remove_stale_temporaries(target)]
+        if not settings.resume:
+            metrics.discard_partial()  # an earlier attempt's progress; this run writes its own
         if removed and settings.progress:
             print(f"removed {len(removed)} temporary file(s) left by an interrupted write next to {settings.out}",
                   file=sys.stderr, flush=True)
@@ -499,6 +501,7 @@ class Trainer:
         if self.init_meta is not None:
             meta["init"] = self.init_meta
         save_checkpoint(settings.out, self.net.state_dict(), meta)
+        self.metrics.commit()  # the run's metrics replace the previous run's only beside its checkpoint
 
 
 def load_initial_weights(net: nn.Module, path: str | os.PathLike, *, arch: str, info: dict) -> dict:

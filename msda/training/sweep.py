@@ -74,7 +74,10 @@ class Run:
 
     @property
     def metrics_path(self) -> Path:
-        return self.out.with_name(self.out.stem + ".metrics.jsonl")
+        """The per-epoch metrics: the finished run's, else the progress of the run (see MetricsLog)."""
+        final = self.out.with_name(self.out.stem + ".metrics.jsonl")
+        partial = self.out.with_name(self.out.stem + ".metrics.partial.jsonl")
+        return partial if self.status != "done" and partial.exists() else final
 
 
 def expand_methods(names: list[str]) -> list[str]:
