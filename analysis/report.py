@@ -2,7 +2,8 @@
 
 Every file is written to a temporary file in the target folder and renamed into place
 (:func:`msda.training.checkpoint.atomic_write`), so an interrupted run never leaves a half-written report under
-the final name. The HTML embeds plotly.js, so it opens offline and can be mailed as one file.
+the final name; a study's whole set of files is written as one unit by :func:`write_report_set`. The HTML
+embeds plotly.js, so it opens offline and can be mailed as one file.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from msda.training.checkpoint import atomic_write
+from msda.training.outputs import OutputFolder
 
-__all__ = ["Html", "interval_figure", "write_csv", "write_json", "write_html", "write_report", "to_jsonable"]
+__all__ = ["Html", "interval_figure", "write_csv", "write_json", "write_html", "write_report", "write_report_set",
+           "to_jsonable"]
 
 
 class Html(str):
@@ -98,6 +101,34 @@ def write_report(folder: str | os.PathLike, name: str, *, table, summary: Mappin
     built = sections() if callable(sections) else sections
     files["html"] = write_html(folder / f"{name}.html", title=title, sections=built)
     return files
+
+
+def write_report_set(folder: OutputFolder, name: str, *, table, summary: Mapping[str, Any], title: str,
+                     sections: Sequence[tuple[str, Any]] | Callable[[], Sequence[tuple[str, Any]]],
+                     outcomes_file: str, outcomes: Mapping[str, Mapping[str, object]] | None = None,
+                     methods=None) -> dict[str, Path]:
+    """A study's files as one unit in the output folder this run holds: the per-item `outcomes`
+    (:func:`analysis.outcomes.save_outcomes`, when given), ``<name>_methods.csv`` (the per-method table, when
+    given) and :func:`write_report`'s CSV, JSON and HTML, written into a staging folder and moved into place
+    together (:meth:`msda.training.outputs.OutputFolder.report_set`).
+
+    A failed write (a full disk: one-line :class:`~msda.training.outputs.DiskFull`) leaves the previous set as
+    it was; an error in the figures after the tables and outcomes are written commits them without the HTML. A
+    file of the set this run does not write (no per-method table, no outcomes) is removed, never left from an
+    older run. Returns ``{"outcomes"?, "methods_csv"?, "csv", "json", "html"}`` with the paths in the folder.
+    """
+    from .outcomes import save_outcomes
+
+    results = (f"{name}.csv", f"{name}.json", *((outcomes_file,) if outcomes else ()))
+    members = (*results, outcomes_file, f"{name}_methods.csv", f"{name}.html")
+    files: dict[str, Path] = {}
+    with folder.report_set(members, results=results) as staging:
+        if outcomes:
+            files["outcomes"] = save_outcomes(staging / outcomes_file, outcomes)
+        if methods is not None:
+            files["methods_csv"] = write_csv(staging / f"{name}_methods.csv", methods)
+        files.update(write_report(staging, name, table=table, summary=summary, title=title, sections=sections))
+    return {kind: folder.path / path.name for kind, path in files.items()}
 
 
 def interval_figure(table, metrics: Sequence[str], *, group: str | None = None, columns: int = 2):

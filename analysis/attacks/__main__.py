@@ -16,10 +16,10 @@ import torch
 
 from msda._checks import check_int
 from msda._devices import check_device
+from msda.training.outputs import OutputFolder, output_folder, run_cli
 
 from .._cli import load_models
-from ..outcomes import save_outcomes
-from ..report import write_csv, write_report
+from ..report import write_report_set
 from ..verdicts import INTERVAL_NOTE, N_BOOT, formatted, method_table, wants_method_table
 from .study import AttackSettings, attack_outcomes, cells, long_table, parse_eps, settings_record
 
@@ -74,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         device = check_device(args.device)
     except ValueError as error:
         parser.error(str(error))
+    command = "python -m analysis.attacks " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    with output_folder(args.out, command=command) as folder:  # one run per folder, from start to end
+        return _study(args, command, settings, device, folder)
+
+
+def _study(args, command: str, settings: AttackSettings, device, folder: OutputFolder) -> dict:
     from msda.data import Shapes
 
     from ..shapes_version import shapes_version
@@ -103,8 +109,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         spread = table.groupby(["method", "attack", "eps_label"])["accuracy"].std()
         methods["accuracy_sd"] = [spread.get((m, a, e)) for m, a, e in zip(methods["method"], methods["attack"],
                                                                             methods["eps"])]
-    outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, outcomes)
-    command = "python -m analysis.attacks " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     record = settings_record(settings)
     summary = {"command": command, "attack": record, "data": {"name": "shapes", "data_seed": data_seed,
                                                               "test_images": args.n},
@@ -126,12 +130,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     def with_figures():
         return sections + [("Accuracy against ε", _figure(table, settings))]
 
-    methods_csv = None if methods is None else write_csv(args.out / "attacks_methods.csv", methods)
-    files = write_report(args.out, "attacks", table=table, summary=summary, title="FGSM and PGD",
-                         sections=with_figures)
-    if methods_csv is not None:
-        files["methods_csv"] = methods_csv
-    files["outcomes"] = outcomes_path
+    files = write_report_set(folder, "attacks", table=table, summary=summary, title="FGSM and PGD",
+                             sections=with_figures, outcomes_file=OUTCOMES_FILE, outcomes=outcomes, methods=methods)
     if args.manifest is not None:
         files["manifest"] = write_section(args.manifest, summary, table, out=args.out)
     print(settings.describe())
@@ -191,7 +191,4 @@ def write_section(manifest_path: Path, summary: dict, table, *, out: Path) -> Pa
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    run_cli(main)

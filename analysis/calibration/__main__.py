@@ -15,11 +15,11 @@ import torch
 
 from msda._checks import check_int
 from msda._devices import check_device
+from msda.training.outputs import OutputFolder, output_folder, run_cli
 
 from .._cli import load_models
 from ..corruptions import CORRUPTIONS
-from ..outcomes import save_outcomes
-from ..report import write_csv, write_report
+from ..report import write_report_set
 from ..verdicts import INTERVAL_NOTE, N_BOOT, formatted
 from .figures import confidence_histogram, reliability_figure, severity_figure
 from .metrics import N_BINS
@@ -126,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
+    command = "python -m analysis.calibration " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    with output_folder(args.out, command=command) as folder:  # one run per folder, from start to end
+        return _study(args, command, folder)
+
+
+def _study(args, command: str, folder: OutputFolder) -> dict:
     start = time.perf_counter()
     loaded = load_models(args.checkpoints, "--checkpoints", arch=args.arch, num_classes=args.num_classes,
                          device=args.device)
@@ -156,9 +162,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for column in ("temperature", "accuracy", "ece", "ece_ts", "mce", "mce_ts", "nll", "nll_ts", "brier", "brier_ts"):
             methods[f"{column}_sd"] = [table.loc[table["method"] == m, column].std() for m in methods["method"]]
     severity = severity_table(study["corrupted"], methods_of)
-    outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, study["outcomes"])
 
-    command = "python -m analysis.calibration " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {"data": args.data, "data_seed": data_seed, "test_images": args.n,
                 "test_ids": f"test split images 0 … {args.n - 1}",
                 "calibration_images": args.n_calibration,
@@ -197,12 +201,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
             figures.append(("Confidence (solid) against accuracy (dotted) across severities", severity_figure(severity)))
         return sections + figures
 
-    methods_csv = None if methods is None else write_csv(args.out / "calibration_methods.csv", methods)
-    files = write_report(args.out, "calibration", table=table, summary=summary, title="Calibration",
-                         sections=with_figures)
-    if methods_csv is not None:
-        files["methods_csv"] = methods_csv
-    files["outcomes"] = outcomes_path
+    files = write_report_set(folder, "calibration", table=table, summary=summary, title="Calibration",
+                             sections=with_figures, outcomes_file=OUTCOMES_FILE, outcomes=study["outcomes"],
+                             methods=methods)
     if args.manifest is not None:
         files["manifest"] = write_section(args.manifest, summary, table, out=args.out)
     print(table[["model", "accuracy", "temperature", "ece", "ece_ts", "nll", "nll_ts", "brier", "brier_ts"]]
@@ -267,7 +268,4 @@ def write_section(manifest_path: Path, summary: dict, table, *, out: Path) -> Pa
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    run_cli(main)

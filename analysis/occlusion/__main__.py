@@ -17,11 +17,11 @@ from torch import Tensor
 from msda._checks import check_int, check_real
 from msda._devices import check_device
 from msda.data import DATASETS
+from msda.training.outputs import OutputFolder, output_folder, run_cli
 
 from .._cli import load_models
 from ..cam import CAM_METHODS, cam, evaluation_mode
-from ..report import interval_figure, write_csv, write_report
-from ..outcomes import save_outcomes
+from ..report import interval_figure, write_report_set
 from ..verdicts import INTERVAL_NOTE, formatted, method_table, wants_method_table
 from .class_shapes import MATCH_IOU, occluder_class_iou
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     device = check_device(args.device)
     if args.replication_data_seed is not None and args.data != "shapes":
         raise ValueError(f"--replication-data-seed needs --data shapes (a generated test split), got --data {args.data}")
+    command = "python -m analysis.occlusion " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    with output_folder(args.out, command=command) as folder:  # one run per folder, from start to end
+        return _study(args, command, device, folder)
+
+
+def _study(args, command: str, device: torch.device, folder: OutputFolder) -> dict:
     loaded = load_models(args.checkpoints, "--checkpoints", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]
@@ -130,9 +136,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     stored = {name: dict(values) for name, values in outcomes.items()}
     for name, values in (replication or {}).items():
         stored[name].update({f"replication/{key}": value for key, value in values.items()})
-    outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, stored)
 
-    command = "python -m analysis.occlusion " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     summary = {"command": command, "settings": settings, "metrics": STUDY_METRICS,
@@ -171,12 +175,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                         cam_target=args.cam_target, fill=args.fill, border=args.border)
         return sections + figures
 
-    methods_csv = None if per_method is None else write_csv(args.out / "occlusion_methods.csv", per_method)
-    files = write_report(args.out, "occlusion", table=table, summary=summary,
-                         title="Occlusion study: do models latch on to occluders?", sections=with_figures)
-    if methods_csv is not None:
-        files["methods_csv"] = methods_csv
-    files["outcomes"] = outcomes_path
+    files = write_report_set(folder, "occlusion", table=table, summary=summary,
+                             title="Occlusion study: do models latch on to occluders?", sections=with_figures,
+                             outcomes_file=OUTCOMES_FILE, outcomes=stored, methods=per_method)
     shown = ["model", "kind", "clean_accuracy", "occluded_accuracy", "true_prob_drop", "flip_rate", "latching",
              "latching_clean"] + [c for c in ("localisation", "pointing") if c in table.columns]
     shown.insert(shown.index("latching_clean") + 1, "faithfulness")
@@ -340,8 +341,5 @@ def _to_uint8(image: Tensor):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    run_cli(main)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 
 from msda.training import distributed
+from msda.training.outputs import OutputFolder, output_folder, run_cli
 
 from ..corruptions import CORRUPTIONS
 from ..corruptions._params import PROFILES
 from .._cli import load_models
-from ..outcomes import save_outcomes
-from ..report import interval_figure, write_csv, write_report
+from ..report import interval_figure, write_report_set
 from ..verdicts import formatted
 from .data import (DATA_CHOICES, SHAPES_DEFAULT_N, STORED, RobustnessData, build_report, checkpoint_info,
                    prepare_data)
@@ -100,8 +100,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
     rank, world_size, device = distributed.setup(torch.device(args.device))
+    command = "python -m analysis.robustness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     try:
-        return _run(args, argv, rank, world_size, device)
+        if rank != 0:  # rank 0 alone writes, and holds --out for the whole run
+            return _run(args, command, rank, world_size, device, None)
+        with output_folder(args.out, command=command) as folder:
+            return _run(args, command, rank, world_size, device, folder)
     finally:
         distributed.teardown()
 
@@ -182,7 +186,7 @@ def _parse_eps(text: str | None) -> tuple[float, ...] | None:
 # ----------------------------------------------------------------------------------------------- the run
 
 
-def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
+def _run(args, command: str, rank: int, world_size: int, device: torch.device, folder: OutputFolder | None) -> dict:
     loaded = load_models(args.checkpoints, "--checkpoint", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]
@@ -222,7 +226,7 @@ def _run(args, argv, rank: int, world_size: int, device: torch.device) -> dict:
                                    batch_size=args.batch_size, progress=progress, num_classes=data.num_classes)
     if rank != 0:
         return {}
-    return _write(args, argv, loaded, data, results, curves, world_size, device, replicated, attacked)
+    return _write(args, command, folder, loaded, data, results, curves, world_size, device, replicated, attacked)
 
 
 def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
@@ -242,9 +246,8 @@ def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
     return results, curves
 
 
-def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size: int, device,
-           replicated: tuple | None = None, attacked: dict | None = None) -> dict:
-    command = "python -m analysis.robustness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+def _write(args, command: str, folder: OutputFolder, loaded, data: RobustnessData, results, curves, world_size: int,
+           device, replicated: tuple | None = None, attacked: dict | None = None) -> dict:
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     settings.pop("pgd", None)  # the attack's settings are the report's pgd_attack
@@ -263,8 +266,7 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
     pgd_rows = None
     if attacked is not None:
         pgd_rows = _add_pgd(report, outcomes, attacked, args.pgd, loaded)
-    outcomes_path = save_outcomes(args.out / OUTCOMES_FILE, outcomes) if outcomes else None
-    if outcomes_path is not None:
+    if outcomes:
         report["outcomes"] = OUTCOMES_FILE
         report["outcome_layout"] = {"clean/correct": "[images]", "corruptions/correct": "[corruptions, severities, "
                                     "images] in data.corruptions × data.severities order",
@@ -305,13 +307,9 @@ def _write(args, argv, loaded, data: RobustnessData, results, curves, world_size
             sections += [(f"PGD beside FGSM — {report['pgd_attack']['description']}", pgd_rows)]
         return sections
 
-    methods_csv = None if methods is None else write_csv(args.out / "robustness_methods.csv", methods)
-    files = write_report(args.out, "robustness", table=table, summary=report,
-                         title="Robustness: common corruptions and FGSM", sections=build_sections)
-    if methods_csv is not None:
-        files["methods_csv"] = methods_csv
-    if outcomes_path is not None:
-        files["outcomes"] = outcomes_path
+    files = write_report_set(folder, "robustness", table=table, summary=report,
+                             title="Robustness: common corruptions and FGSM", sections=build_sections,
+                             outcomes_file=OUTCOMES_FILE, outcomes=outcomes, methods=methods)
     shown = [column for column in ("model", "method", "clean_error", "corrupted_accuracy",
                                    "mean_corrupted_accuracy_15", "mean_corrupted_accuracy_19", "mce", "relative_mce")
              if column in summary.columns]
@@ -354,7 +352,4 @@ def _add_pgd(report: dict, outcomes: dict, attacked: dict, settings, loaded) -> 
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    run_cli(main)
