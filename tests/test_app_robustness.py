@@ -179,65 +179,117 @@ def test_a_run_can_be_cancelled(page):
         assert results.total.numel() <= run.done and (results.total > 0).all()
 
 
-def test_a_reloaded_page_finds_the_running_job_and_can_cancel_it_keeping_its_cells(monkeypatch, folder):
+def start_long_run(at: AppTest):
+    """Press Run on all 19 corruptions × 5 severities of 8 images: long enough to be looked at while it runs."""
+    at.button(key="rob:preset:all 19").click().run()
+    at.multiselect(key="rob:severities").set_value([1, 2, 3, 4, 5])
+    at.number_input(key="rob:n").set_value(8).run()
+    at.button(key="rob:start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at.session_state["rob:run"]
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page shows as text (its widgets' labels too)."""
+    parts = [element.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title",
+                                        "subheader") for element in getattr(at, kind)]
+    parts += [str(getattr(button, "label", "")) for button in at.button]
+    return "\n".join(map(str, parts))
+
+
+def test_cross_session_control_a_second_session_cannot_see_or_cancel_the_first_run(monkeypatch, folder):
+    from app.lib.robustness_runs import active_runs, find_run, server_queue
+
     first = open_page(monkeypatch, folder)
-    first.button(key="rob:preset:all 19").click().run()
-    first.multiselect(key="rob:severities").set_value([1, 2, 3, 4, 5])
-    first.number_input(key="rob:n").set_value(8).run()
-    first.button(key="rob:start").click().run()
-    run = first.session_state["rob:run"]
+    run = start_long_run(first)
+    first_owner = first.session_state["rob:owner"]
+    try:
+        # Ids are unguessable (128 random bits), not the time of day: none is ever in another session's reach.
+        assert len(run.id) >= 22 and not run.id.replace("-", "").isdigit()
+        assert run.id != first_owner and run.owner == first_owner
+
+        # A second session — a new visitor, or one who typed the first run's id into the address.
+        for address in ({}, {"run": run.id}):
+            second = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+            for key, value in address.items():
+                second.query_params[key] = value
+            second.run()
+            assert not second.exception, [e.value for e in second.exception]
+            assert "rob:run" not in second.session_state  # no run object
+            assert not has_key(second, "rob:cancel") and not has_key(second, "rob:cancel_blocking")
+            shown = page_text(second)
+            assert run.id not in shown and first_owner not in shown
+            assert "The server is busy: 1 run of other sessions is waiting or running" in shown
+            second_owner = second.session_state["rob:owner"]
+            assert second_owner != first_owner
+            # Nor through the library: another session's key finds nothing by the id, lists nothing, counts one.
+            assert find_run(second_owner, run.id) is None and find_run(None, run.id) is None
+            assert active_runs(second_owner) == [] and active_runs(None) == []
+            assert server_queue(second_owner).others == 1 and server_queue(second_owner).mine == 0
+        assert find_run(first_owner, run.id) is run and active_runs(first_owner) == [run]
+        assert run.active  # nothing the second session did touched it
+    finally:
+        run.cancel()
+        assert run.wait(60)
+
+
+def test_a_run_cancelled_on_its_page_keeps_its_finished_cells(monkeypatch, folder):
+    first = open_page(monkeypatch, folder)
+    run = start_long_run(first)
     deadline = time.monotonic() + 60
     while run.done < 2 and time.monotonic() < deadline:  # let it finish two cells
         time.sleep(0.1)
     assert run.done >= 2 and run.active
-
-    # The browser reloads: a new session, whose address still holds the run's id.
-    monkeypatch.setenv(ENV_VAR, str(folder))
-    reloaded = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
-    reloaded.query_params["run"] = run.id
-    reloaded.run()
-    assert not reloaded.exception
-    assert reloaded.session_state["rob:run"] is run
-    assert any(f"Found run {run.id}" in i.value for i in reloaded.info)
-    reloaded.button(key="rob:cancel").click().run()
+    first.button(key="rob:cancel").click().run()
     assert run.wait(60) and run.status == "cancelled"
-    reloaded.run()
+    first.run()
     # The finished cells stay: the first corruption at the severities it finished (19 × 5 were asked).
     results = run.shown.results
     assert results.corruptions == ("gaussian_noise",) and len(results.severities) >= 2
     assert (results.total == 8).all()
-    assert any("finished cell" in w.value for w in reloaded.warning)
-    assert reloaded.dataframe[0].value["corrupted_accuracy"].notna().all()
+    assert any("finished cell" in w.value for w in first.warning)
+    assert first.dataframe[0].value["corrupted_accuracy"].notna().all()
 
 
-def test_a_second_run_names_the_run_it_waits_for_and_can_cancel_it(monkeypatch, folder):
-    # A page without a run of its own adopts the run in progress, so a second run comes only from a race (two
-    # pages pressing Run together); started here directly, it must name the run it waits for and the page must
-    # offer to cancel that one.
-    from app.lib.checkpoints import list_shipped, load_shipped
-    from app.lib.robustness_runs import RunRequest, active_runs, start_run
-
+def test_a_second_sessions_run_waits_its_turn_and_can_cancel_only_itself(monkeypatch, folder):
     first = open_page(monkeypatch, folder)
-    first.button(key="rob:preset:all 19").click().run()
-    first.multiselect(key="rob:severities").set_value([1, 2, 3, 4, 5])
-    first.number_input(key="rob:n").set_value(8).run()
-    first.button(key="rob:start").click().run()
-    blocking = first.session_state["rob:run"]
+    blocking = start_long_run(first)
     second = open_page(monkeypatch, folder)
-    assert second.session_state["rob:run"] is blocking  # found, not hidden
-    model = load_shipped(list_shipped(folder)[0][0])
-    waiting = start_run(RunRequest("shapes", ("fog",), (1,), 8), [model])
-    second.session_state["rob:run"] = waiting
-    second.session_state["rob:redrawn"] = False
-    assert set(active_runs()) >= {waiting, blocking}
+    choose_tiny_run(second)
+    second.button(key="rob:start").click().run()
+    waiting = second.session_state["rob:run"]
+    assert waiting is not blocking and waiting.owner != blocking.owner
     deadline = time.monotonic() + 30
-    while waiting.waiting_for is None and time.monotonic() < deadline:
+    while "ahead of it" not in waiting.message and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert waiting.waiting_for is blocking and blocking.id in waiting.message
+    assert waiting.status == "waiting" and waiting.ahead == 1
+    assert waiting.message == "waiting for its turn: 1 run ahead of it on this server"  # a count, not a name
     second.run()
-    second.button(key="rob:cancel_blocking").click().run()
+    assert has_key(second, "rob:cancel") and not has_key(second, "rob:cancel_blocking")
+    assert blocking.id not in page_text(second)
+    first.button(key="rob:cancel").click().run()  # only the first session can cancel its run
     assert blocking.wait(60) and blocking.status == "cancelled"
     assert waiting.wait(60) and waiting.status == "done", (waiting.status, waiting.error)
+
+
+def test_a_run_whose_page_is_gone_is_cancelled_after_the_grace(monkeypatch, folder):
+    from app.lib import robustness_runs
+    from app.lib.checkpoints import list_shipped, load_shipped
+    from app.lib.robustness_runs import RunRequest, new_owner, start_run
+
+    from analysis import CORRUPTIONS
+
+    monkeypatch.setattr(robustness_runs, "ORPHAN_GRACE_S", 0.2)
+    model = load_shipped(list_shipped(folder)[0][0])
+    page = {"open": True}
+    run = start_run(RunRequest("shapes", CORRUPTIONS, (1, 2, 3, 4, 5), 8), [model], owner=new_owner(),
+                    alive=lambda: page["open"])
+    deadline = time.monotonic() + 60
+    while run.done < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page["open"] = False  # the tab is closed
+    assert run.wait(60) and run.status == "cancelled"
+    assert run.message.startswith("cancelled (its page was closed) after")
 
 
 def test_a_reloaded_csv_of_a_seed_sweep_says_why_it_has_no_per_method_verdicts(page, tmp_path):

@@ -10,21 +10,25 @@ grid, and of the command line with the same seed — and between cells reports p
 cancellation. A cancelled run keeps the cells it finished (see :meth:`RobustnessRun.partial`). The thread owns
 copies of the models, so the cached models the other pages hook into stay free.
 
-Runs live in a registry of this server process (:func:`find_run`, :func:`active_runs`), not in the browser
-session: a reloaded page finds its run by the id in its address (``?run=…``), or the run in progress, shows
-its progress and can cancel it. One run is evaluated at a time per server; a run that waits names the run it
-waits for, and the page offers to cancel that one — nothing waits on a run nobody can see.
+Runs belong to the browser session that started them. A session gets an owner key (:func:`new_owner`, kept in
+its ``st.session_state``) and each run an unguessable id (``secrets.token_urlsafe``, 128 bits); the registry is
+keyed by owner, so :func:`find_run` and :func:`active_runs` give a session its own runs only. Another session
+learns no more than that the machine is busy (:func:`server_queue`: how many runs of other sessions are queued
+or running) — never a run's id, checkpoints, progress or results, and it has no way to cancel it. Runs are
+evaluated one at a time per server, first come first served; a waiting run shows its place in the queue. A run
+whose page is gone (the session's ``alive`` check fails for :data:`ORPHAN_GRACE_S`) is cancelled, so a closed
+tab never holds the machine.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -38,12 +42,35 @@ SOURCES = {
 BATCH_SIZE = 256
 """The command line's default: the corrupted images depend on it, so keeping it makes runs comparable."""
 KEEP_FINISHED = 8
-"""Finished runs the registry keeps (a reloaded page can still show them); older ones are let go."""
-_ONE_RUN_AT_A_TIME = threading.Lock()
-_REGISTRY: dict[str, "RobustnessRun"] = {}
-_REGISTRY_LOCK = threading.Lock()
-_RUN_NUMBERS = itertools.count(1)
-_CURRENT: list["RobustnessRun"] = []  # the run holding _ONE_RUN_AT_A_TIME, if any
+"""Finished runs the registry keeps over all sessions (their pages hold them anyway); older ones are let go."""
+ORPHAN_GRACE_S = 60.0
+"""How long a run's page may be gone (closed tab, lost connection) before the run is cancelled."""
+POLL_S = 0.2
+_REGISTRY: dict[str, dict[str, "RobustnessRun"]] = {}  # owner → run id → run
+_QUEUE: list["RobustnessRun"] = []  # waiting and running runs of every session, first come first served
+_CHANGED = threading.Condition()  # guards _REGISTRY and _QUEUE
+
+
+def new_owner() -> str:
+    """A key for one browser session's runs (keep it in the session's state; never show it)."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class ServerQueue:
+    """What a session may know of the runs on this server: counts, nothing of other sessions' runs.
+
+    Attributes:
+        others: runs of other sessions waiting or running.
+        mine: this session's runs waiting or running.
+    """
+
+    others: int
+    mine: int
+
+    @property
+    def busy(self) -> bool:
+        return self.others > 0
 
 
 @dataclass(frozen=True)
@@ -122,14 +149,27 @@ class Shown:
 
 
 class RobustnessRun:
-    """One evaluation in a background thread. The page reads ``status``, ``done``, ``total`` and ``message``;
-    the thread writes them. ``status``: waiting (for another run), running, done, cancelled or failed.
-    ``id`` names it in the registry (and the page's address)."""
+    """One evaluation in a background thread. The page reads ``status``, ``done``, ``total``, ``message`` and
+    ``ahead``; the thread writes them. ``status``: waiting (for its turn), running, done, cancelled or failed.
+    ``id`` (unguessable) names it in its owner's part of the registry.
 
-    def __init__(self, request: RunRequest, data, models: list[LoadedModel]):
+    Args:
+        owner: the key of the session that starts it (:func:`new_owner`).
+        alive: whether the owner's page is still there (checked between steps); None: always.
+    """
+
+    def __init__(self, request: RunRequest, data, models: list[LoadedModel], *, owner: str,
+                 alive: Callable[[], bool] | None = None):
         from analysis.robustness import checkpoint_info
 
-        self.id = f"{time.strftime('%H%M%S')}-{next(_RUN_NUMBERS)}"
+        if not isinstance(owner, str) or len(owner) < 16:
+            got = f"{len(owner)} characters" if isinstance(owner, str) else f"a {type(owner).__name__}"
+            raise ValueError(f"owner must be a session's key from new_owner() (at least 16 characters), got {got}")
+        self.id = secrets.token_urlsafe(16)
+        self.owner = owner
+        self._alive = alive
+        self._gone_since: float | None = None
+        self._orphaned = False
         self.request, self.data = request, data
         self.names = [loaded.name for loaded in models]
         self.checkpoints = checkpoint_info({loaded.name: loaded.meta for loaded in models})
@@ -142,13 +182,13 @@ class RobustnessRun:
         self.done = 0
         self.status = "waiting"
         self.message = "waiting for its turn"
-        self.waiting_for: RobustnessRun | None = None
+        self.ahead = 0  # runs ahead of it in the server's queue (any session's; a count only)
         self.error: str | None = None
         self.shown: Shown | None = None
         self.started = time.monotonic()
         self.seconds: float | None = None
         self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"msda-robustness-run-{self.id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="msda-robustness-run", daemon=True)
 
     @property
     def fgsm_possible(self) -> bool:
@@ -159,7 +199,11 @@ class RobustnessRun:
         return self.status in ("waiting", "running")
 
     def start(self) -> RobustnessRun:
-        _register(self)
+        with _CHANGED:
+            _register(self)
+            _QUEUE.append(self)
+            self.ahead = len(_QUEUE) - 1
+            _CHANGED.notify_all()
         self._thread.start()
         return self
 
@@ -172,29 +216,20 @@ class RobustnessRun:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        while not _ONE_RUN_AT_A_TIME.acquire(timeout=0.2):
-            if self._cancel.is_set():
-                self._finish("cancelled", "cancelled before it started")
-                return
-            blocking = _CURRENT[0] if _CURRENT else None
-            self.waiting_for = blocking
-            if blocking is not None:
-                self.message = (f"waiting for run {blocking.id} ({', '.join(blocking.names)}; step "
-                                f"{blocking.done + 1} of {blocking.total}) to finish")
-        _CURRENT[:] = [self]
-        self.waiting_for = None
         try:
+            if not self._wait_for_turn():
+                return
             self.status = "running"
             results, curves, complete = self._evaluate()
             if not complete:
                 if results is not None:
                     self.shown = shown_from_run(self, results, curves)
                     cells = len(results.corruptions) * len(results.severities)
-                    self._finish("cancelled", f"cancelled after {self.done} of {self.total} steps; the {cells} "
-                                              f"finished cell{'s' if cells != 1 else ''} are shown")
+                    self._finish("cancelled", f"{self._why_cancelled()} after {self.done} of {self.total} steps; "
+                                              f"the {cells} finished cell{'s' if cells != 1 else ''} are shown")
                 else:
-                    self._finish("cancelled", f"cancelled after {self.done} of {self.total} steps, before a cell "
-                                              "finished")
+                    self._finish("cancelled", f"{self._why_cancelled()} after {self.done} of {self.total} steps, "
+                                              "before a cell finished")
                 return
             self.shown = shown_from_run(self, results, curves)
             self._finish("done", f"{self.total} steps in {time.monotonic() - self.started:.1f} s")
@@ -202,8 +237,50 @@ class RobustnessRun:
             self.error = f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
             self._finish("failed", "failed")
         finally:
-            _CURRENT.clear()
-            _ONE_RUN_AT_A_TIME.release()
+            with _CHANGED:
+                if self in _QUEUE:
+                    _QUEUE.remove(self)
+                _CHANGED.notify_all()
+
+    def _wait_for_turn(self) -> bool:
+        """Wait until this run heads the queue (False: cancelled, or its page gone, before that)."""
+        with _CHANGED:
+            while _QUEUE[0] is not self:
+                if self._cancelled():
+                    _QUEUE.remove(self)
+                    _CHANGED.notify_all()
+                    self._finish("cancelled", f"{self._why_cancelled()} before it started")
+                    return False
+                self.ahead = _QUEUE.index(self)
+                self.message = (f"waiting for its turn: {self.ahead} run{'s' if self.ahead != 1 else ''} ahead of "
+                                "it on this server")
+                _CHANGED.wait(POLL_S)
+            self.ahead = 0
+        return True
+
+    def _cancelled(self) -> bool:
+        """Whether the run should stop: cancelled by its page, or its page gone for ORPHAN_GRACE_S."""
+        if self._cancel.is_set():
+            return True
+        if self._alive is None:
+            return False
+        try:
+            alive = bool(self._alive())
+        except Exception:  # noqa: BLE001 — a failing check never stops a run
+            alive = True
+        now = time.monotonic()
+        if alive:
+            self._gone_since = None
+        elif self._gone_since is None:
+            self._gone_since = now
+        elif now - self._gone_since >= ORPHAN_GRACE_S:
+            self._orphaned = True
+            self._cancel.set()
+            return True
+        return False
+
+    def _why_cancelled(self) -> str:
+        return "cancelled (its page was closed)" if self._orphaned else "cancelled"
 
     def _finish(self, status: str, message: str) -> None:
         self.seconds = time.monotonic() - self.started
@@ -236,7 +313,7 @@ class RobustnessRun:
 
         for ci, name in enumerate(corruptions):
             for si, severity in enumerate(severities):
-                if self._cancel.is_set():
+                if self._cancelled():
                     return (finished(ci, len(severities)) if ci else finished(1, si)), {}, False
                 self.message = f"{name.replace('_', ' ')}, severity {severity}"
                 first = ci == 0 and si == 0
@@ -258,7 +335,7 @@ class RobustnessRun:
         results = finished(len(corruptions), len(severities))
         curves = {}
         if self.fgsm_possible:
-            if self._cancel.is_set():
+            if self._cancelled():
                 return results, {}, False
             self.message = "FGSM"
             curves = fgsm_curves(self.models, data.clean, data.labels, batch_size=BATCH_SIZE,
@@ -268,28 +345,45 @@ class RobustnessRun:
 
 
 def _register(run: RobustnessRun) -> None:
-    with _REGISTRY_LOCK:
-        _REGISTRY[run.id] = run
-        finished = [key for key, other in _REGISTRY.items() if not other.active]
-        for key in finished[:max(0, len(finished) - KEEP_FINISHED)]:
-            del _REGISTRY[key]
+    """Add `run` under its owner and let the oldest finished runs go (caller holds _CHANGED)."""
+    _REGISTRY.setdefault(run.owner, {})[run.id] = run
+    finished = [(other.started, owner, key) for owner, runs in _REGISTRY.items() for key, other in runs.items()
+                if not other.active]
+    for _, owner, key in sorted(finished)[:max(0, len(finished) - KEEP_FINISHED)]:
+        del _REGISTRY[owner][key]
+        if not _REGISTRY[owner]:
+            del _REGISTRY[owner]
 
 
-def find_run(run_id: str | None) -> RobustnessRun | None:
-    """The run with this id in this server's registry, or None (unknown, forgotten, or the server restarted)."""
-    with _REGISTRY_LOCK:
-        return _REGISTRY.get(run_id) if isinstance(run_id, str) else None
+def find_run(owner: str | None, run_id: str | None) -> RobustnessRun | None:
+    """This session's run with this id, or None (another session's, unknown, forgotten, or the server
+    restarted): a run id alone reaches nothing."""
+    if not isinstance(owner, str) or not isinstance(run_id, str):
+        return None
+    with _CHANGED:
+        return _REGISTRY.get(owner, {}).get(run_id)
 
 
-def active_runs() -> list[RobustnessRun]:
-    """The runs waiting or running on this server, oldest first."""
-    with _REGISTRY_LOCK:
-        return [run for run in _REGISTRY.values() if run.active]
+def active_runs(owner: str | None) -> list[RobustnessRun]:
+    """This session's runs waiting or running on this server, oldest first."""
+    if not isinstance(owner, str):
+        return []
+    with _CHANGED:
+        return [run for run in _QUEUE if run.owner == owner]
 
 
-def start_run(request: RunRequest, models: list[LoadedModel]) -> RobustnessRun:
-    """Check the request, load its data and start the thread; ValueError with a message for the page."""
-    return RobustnessRun(request, prepare_data(request, models), models).start()
+def server_queue(owner: str | None) -> ServerQueue:
+    """How many runs of other sessions and of this one are waiting or running: all another session may know."""
+    with _CHANGED:
+        mine = sum(run.owner == owner for run in _QUEUE)
+        return ServerQueue(others=len(_QUEUE) - mine, mine=mine)
+
+
+def start_run(request: RunRequest, models: list[LoadedModel], *, owner: str,
+              alive: Callable[[], bool] | None = None) -> RobustnessRun:
+    """Check the request, load its data and start the thread for the session `owner` (see
+    :class:`RobustnessRun`); ValueError with a message for the page."""
+    return RobustnessRun(request, prepare_data(request, models), models, owner=owner, alive=alive).start()
 
 
 # ----------------------------------------------------------------------------------------------- files

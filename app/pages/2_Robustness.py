@@ -25,18 +25,18 @@ from app.lib.robustness_runs import (  # noqa: E402
     RobustnessRun,
     RunRequest,
     Shown,
-    active_runs,
-    find_run,
+    new_owner,
     read_results,
     report_csv,
     report_json,
+    server_queue,
     start_run,
 )
 
 torch.set_num_threads(1)  # a shared machine: one core for the evaluation, the rest for everyone else
 
 RUN = "rob:run"
-RUN_PARAMETER = "run"  # the address keeps the run's id: a reloaded page finds it
+OWNER = "rob:owner"  # this session's key to its runs: kept server-side in its state, never shown or put in the address
 POLL_SECONDS = 0.5
 PRESETS = {"one per group": ("gaussian_noise", "defocus_blur", "fog", "contrast", "saturate"),
            "15 benchmark": None, "all 19": None, "none": ()}
@@ -131,11 +131,11 @@ def sidebar() -> tuple[list[LoadedModel], list, str | None, RunRequest, bool]:
         run = st.session_state.get(RUN)
         clicked = st.button("Run", type="primary", key="rob:start", width="stretch",
                             disabled=run is not None and run.active)
-        others = [other for other in active_runs() if other is not run]
-        if others:
-            names = ", ".join(other.id for other in others)
-            st.caption(f"Also on this server: run {names}. A new run waits for it and can cancel it while it "
-                       "waits.")
+        queue = server_queue(st.session_state[OWNER])
+        if queue.busy:
+            st.caption(f"The server is busy: {queue.others} run{'s' if queue.others != 1 else ''} of other "
+                       f"sessions {'are' if queue.others != 1 else 'is'} waiting or running. A new run waits its "
+                       "turn.")
     request = RunRequest(source=source, corruptions=corruptions, severities=severities, n=n, seed=seed, fgsm=fgsm,
                          root=root, clean_root=clean_root)
     return models, failures, folder_note, request, clicked
@@ -153,13 +153,9 @@ def progress_panel() -> None:
         if current.active:
             elapsed = time.monotonic() - current.started
             st.progress(current.done / max(current.total, 1),
-                        text=f"run {current.id}, {current.status}: {current.message} — step {current.done + 1} of "
-                             f"{current.total}, {elapsed:.0f} s")
+                        text=f"{current.status}: {current.message} — step {current.done + 1} of {current.total}, "
+                             f"{elapsed:.0f} s")
             st.button("Cancel", on_click=current.cancel, key="rob:cancel")
-            blocking = current.waiting_for
-            if blocking is not None and blocking.active:
-                st.button(f"Cancel run {blocking.id}, which this one waits for", on_click=blocking.cancel,
-                          key="rob:cancel_blocking")
             return
         if not st.session_state.get("rob:redrawn"):
             st.session_state["rob:redrawn"] = True
@@ -261,7 +257,22 @@ def reloaded() -> Shown | None:
         return None
 
 
+def session_alive():
+    """Whether this browser session is still connected (None outside a server, e.g. in tests): a run whose page
+    is closed for a minute is cancelled, so nobody is left waiting behind a run nobody can see."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    if context is None or not Runtime.exists():
+        return None
+    runtime, session_id = Runtime.instance(), context.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
 started = time.perf_counter()
+if OWNER not in st.session_state:
+    st.session_state[OWNER] = new_owner()
 st.title("Robustness")
 st.markdown("How much worse do the models get on corrupted images? Top-1 error under the common corruptions of "
             "Hendrycks & Dietterich (ICLR 2019) — noise, blur, weather, digital — at severities 1 (mild) to 5. "
@@ -273,19 +284,10 @@ if folder_note:
     (st.info if not models else st.caption)(folder_note)
 if clicked:
     try:
-        st.session_state[RUN] = start_run(request, models)
-        st.query_params[RUN_PARAMETER] = st.session_state[RUN].id
+        st.session_state[RUN] = start_run(request, models, owner=st.session_state[OWNER], alive=session_alive())
         st.session_state["rob:redrawn"] = False
     except ValueError as error:
         st.error(f"The run was not started: {error}.")
-if RUN not in st.session_state:
-    # A reloaded page (a new session): its run by the id in the address, else the run in progress on the server.
-    found = find_run(st.query_params.get(RUN_PARAMETER)) or next(iter(active_runs()[::-1]), None)
-    if found is not None:
-        st.session_state[RUN] = found
-        st.session_state["rob:redrawn"] = not found.active
-        st.query_params[RUN_PARAMETER] = found.id
-        st.info(f"Found run {found.id} ({', '.join(found.names)}), started before this page was loaded.")
 run: RobustnessRun | None = st.session_state.get(RUN)
 if run is not None:
     for note in run.notes:
