@@ -10,7 +10,9 @@ reads into CSV reports and plotly charts. Three rules:
   ``<b>``, ``<br>``); file-controlled text is escaped so it shows as typed.
 - :func:`read_regular_file`: only a regular file is read (a FIFO would block a server thread forever, a device
   or a huge sparse file would exhaust memory), opened without blocking, and only up to a size cap. Symbolic links
-  are followed: what counts is the file they point to, which must itself be a regular file within the cap.
+  are followed: what counts is the file they point to, which must itself be a regular file within the cap — and,
+  with ``within=folder``, inside that folder (:func:`leads_outside`): a link in a shared folder must not make the
+  server read a file elsewhere that only the server's account can read.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import stat
 from numbers import Number
 from pathlib import Path
 
-__all__ = ["FORMULA_STARTS", "UntrustedFileError", "csv_cell", "csv_safe_frame", "plotly_text", "read_regular_file"]
+__all__ = ["FORMULA_STARTS", "UntrustedFileError", "csv_cell", "csv_safe_frame", "leads_outside", "plotly_text",
+           "read_regular_file"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -57,13 +60,28 @@ def plotly_text(value) -> str:
     return html.escape(str(value), quote=False)
 
 
-def read_regular_file(path: str | os.PathLike, *, max_bytes: int, what: str = "file") -> bytes:
-    """The bytes of `path` if it is a regular file (after following symbolic links) of at most `max_bytes`.
+def leads_outside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path`, its symbolic links followed, ends outside `folder` (itself resolved, so the folder may be
+    a link); True when it cannot be resolved (a link loop)."""
+    try:
+        return not Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError):
+        return True
+
+
+def read_regular_file(path: str | os.PathLike, *, max_bytes: int, what: str = "file",
+                      within: str | os.PathLike | None = None) -> bytes:
+    """The bytes of `path` if it is a regular file (after following symbolic links) of at most `max_bytes`, and
+    with `within` given, if its links lead to a file inside that folder.
 
     Raises :class:`UntrustedFileError` naming the file for anything else: missing, a FIFO, socket, device or
-    folder (checked on the open descriptor, opened with ``O_NONBLOCK`` so a FIFO cannot block), or too large.
+    folder (checked on the open descriptor, opened with ``O_NONBLOCK`` so a FIFO cannot block), too large, or a
+    link out of `within`.
     """
     path = Path(path)
+    if within is not None and path.is_symlink() and leads_outside(path, within):
+        raise UntrustedFileError(f"{what} {path} is a symbolic link that leads outside {within}; only files inside "
+                                 "the folder are read")
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:

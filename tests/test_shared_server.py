@@ -153,6 +153,33 @@ def test_fifo_or_huge_manifest_via_apptest_must_finish(monkeypatch, tmp_path, ki
     assert "manifest.json is a FIFO" in shown if kind == "fifo" else "1,073,741,824 bytes" in shown
 
 
+def test_symlinks_out_of_the_checkpoint_folder_are_not_read(tmp_path):
+    import os
+
+    from app.lib.checkpoints import list_shipped, load_manifest
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shipped = (ROOT / "checkpoints" / "cutmix.safetensors").read_bytes()
+    (folder / "cutmix.safetensors").write_bytes(shipped)
+    private = tmp_path / "private"  # readable by the server's account, not meant for the folder's users
+    private.mkdir()
+    (private / "thesis.safetensors").write_bytes(shipped)
+    (private / "manifest.json").write_text('{"checkpoints": []}')
+    os.symlink(folder / "cutmix.safetensors", folder / "inside.safetensors")
+    os.symlink(private / "thesis.safetensors", folder / "outside.safetensors")
+    os.symlink("../private/thesis.safetensors", folder / "relative.safetensors")
+    files, note = list_shipped(folder)
+    assert [entry.path.name for entry in files] == ["cutmix.safetensors", "inside.safetensors"]
+    assert "Not listed: outside.safetensors, relative.safetensors — symbolic links leading outside" in note
+    os.symlink(private / "manifest.json", folder / "manifest.json")
+    data, note = load_manifest(folder)
+    assert data is None and "is a symbolic link that leads outside" in note and "\n" not in note
+    os.symlink(folder, tmp_path / "linked")  # the folder itself may be a link ($MSDA_CHECKPOINTS on a data drive)
+    files, _ = list_shipped(tmp_path / "linked")
+    assert [entry.path.name for entry in files] == ["cutmix.safetensors", "inside.safetensors"]
+
+
 def test_plotly_labels_from_hostile_checkpoint_metadata_are_escaped():
     from analysis.robustness.figures import fgsm_figure
     from app.lib.model_figures import topk_spec

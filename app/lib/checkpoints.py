@@ -145,7 +145,8 @@ def _parse_manifest(path: str, mtime_ns: int, size: int) -> tuple[Any, str | Non
     from analysis.untrusted import UntrustedFileError, read_regular_file
 
     try:
-        return json.loads(read_regular_file(path, max_bytes=MAX_MANIFEST_BYTES, what="manifest").decode("utf-8")), None
+        data = read_regular_file(path, max_bytes=MAX_MANIFEST_BYTES, what="manifest", within=Path(path).parent)
+        return json.loads(data.decode("utf-8")), None
     except UntrustedFileError as error:
         return None, f"{error}; the files are listed without it."
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -172,12 +173,21 @@ def list_shipped(folder: Path) -> tuple[list[ShippedFile], str | None]:
         return [], (f"The checkpoint folder {folder} does not exist. Train a model (`python -m msda.train … "
                     f"--out {folder}/<name>.safetensors`), point ${ENV_VAR} at a folder of checkpoints, or "
                     "upload a checkpoint in the sidebar.")
+    from analysis.untrusted import leads_outside
+
     manifest, note = read_manifest(folder)
-    files = sorted(path for path in folder.iterdir() if is_checkpoint_name(path.name) and path.is_file()
+    named = sorted(path for path in folder.iterdir() if is_checkpoint_name(path.name)
                    and not path.name.startswith(".") and not path.name.endswith(RESUME_STATE))
+    # A link may point to a file inside the folder (cutmix.safetensors → seeds/cutmix-s0.safetensors), not out of it.
+    outside = [path.name for path in named if path.is_symlink() and leads_outside(path, folder)]
+    files = [path for path in named if path.name not in outside and path.is_file()]
+    skipped = (f"Not listed: {', '.join(outside)} — symbolic link{'s' if len(outside) > 1 else ''} leading outside "
+               f"{folder} (only files inside the checkpoint folder are read).") if outside else None
     if not files:
-        return [], (f"No checkpoints (*{', *'.join(SUFFIXES)}) in {folder} yet. Train one with "
-                    f"`python -m msda.train … --out {folder}/<name>.safetensors`, or upload one in the sidebar.")
+        return [], " ".join(filter(None, [f"No checkpoints (*{', *'.join(SUFFIXES)}) in {folder} yet. Train one "
+                                          f"with `python -m msda.train … --out {folder}/<name>.safetensors`, or "
+                                          "upload one in the sidebar.", skipped]))
+    note = " ".join(filter(None, [note, skipped])) or None
     return [ShippedFile(path, manifest.get(path.name, {})) for path in files], note
 
 
