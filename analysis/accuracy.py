@@ -140,12 +140,13 @@ def accuracy_table(runs: Sequence[dict], table: dict, test: str, replication: st
     return joined.sort_values(["mean", "method"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def format_table(methods, *, n: int, test_seed: int, replication_seed: int) -> str:
-    """The README's Markdown table: accuracy with its interval, the difference to ``none`` with its interval
+def format_table(methods, *, n: int, test_seed: int, replication_seed: int, baseline: str = "none") -> str:
+    """The README's Markdown table: accuracy with its interval, the difference to `baseline` with its interval
     and verdict on the test split, the replication split's difference and verdict, and whether it replicated."""
+    note = INTERVAL_NOTE.replace("`none`", f"`{baseline}`")
     lines = [f"clean test accuracy in % on {n} test images (data seed {test_seed}); replication: {n} test images "
-             f"of data seed {replication_seed}. {INTERVAL_NOTE}", "",
-             "| method | seeds | accuracy [95 % CI] | − none [95 % CI] | verdict | replication: − none [95 % CI] "
+             f"of data seed {replication_seed}. {note}", "",
+             f"| method | seeds | accuracy [95 % CI] | − {baseline} [95 % CI] | verdict | replication: − {baseline} [95 % CI] "
              "| verdict | replicated |", "|---|---:|---:|---:|---|---:|---|---|"]
     for row in methods.to_dict("records"):
         base = row["verdict"] == "baseline"
@@ -226,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "methods": methods,
     }
     write_json(args.out / REPORT_FILE, report)
-    print(format_table(methods, n=args.n, test_seed=test_seed, replication_seed=args.replication_data_seed))
+    print(format_table(methods, n=args.n, test_seed=test_seed, replication_seed=args.replication_data_seed,
+                       baseline=args.baseline))
     if args.manifest is not None:
         import json
 
