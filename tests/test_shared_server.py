@@ -193,3 +193,19 @@ def test_plotly_labels_from_hostile_checkpoint_metadata_are_escaped():
 
     figure = fgsm_figure({"<b>model</b>": Curve()})
     assert figure.data[0].name == "&lt;b&gt;model&lt;/b&gt;" and "<b>" not in figure.data[0].hovertemplate
+
+
+def test_calibration_charts_escape_model_and_method_names():
+    import pandas as pd
+
+    from analysis.calibration import confidence_histogram, reliability_figure, severity_figure
+
+    hostile = "<b>model</b>"
+    bins = {"low": [0.0], "high": [1.0], "count": [3], "confidence": [0.6], "accuracy": [0.5]}
+    severity = pd.DataFrame({"method": [hostile], "severity": [1], "confidence": [0.7], "confidence_ts": [0.6],
+                             "accuracy": [0.5]})
+    for figure in (reliability_figure({hostile: {"before": bins, "after": bins}}),
+                   confidence_histogram({hostile: {"before": bins, "after": bins}}), severity_figure(severity)):
+        traces = [trace for trace in figure.data if trace.name != "perfect calibration"]
+        assert traces and all(trace.name.startswith("&lt;b&gt;model&lt;/b&gt;") for trace in traces)
+        assert not any("<b>" in (trace.hovertemplate or "") for trace in traces)

@@ -20,6 +20,7 @@ from msda.training.outputs import OutputFolder, output_folder, run_cli
 
 from .._cli import load_models
 from ..report import write_report_set
+from ..untrusted import plotly_text
 from ..verdicts import INTERVAL_NOTE, N_BOOT, formatted, method_table, wants_method_table
 from .study import AttackSettings, attack_outcomes, cells, long_table, parse_eps, settings_record
 
@@ -160,7 +161,7 @@ def _figure(table, settings: AttackSettings):
         for kind, dash in (("fgsm", "dot"), ("pgd", "solid")):
             rows = part[part["attack"] == kind]
             figure.add_scatter(x=[0.0, *(255 * rows["eps"])], y=[clean, *rows["accuracy"]], mode="lines+markers",
-                               name=f"{model} {kind.upper()}", legendgroup=model,
+                               name=plotly_text(f"{model} {kind.upper()}"), legendgroup=model,
                                line=dict(dash=dash, color=palette[number % len(palette)]))
     figure.update_layout(xaxis_title="ε × 255", yaxis_title="accuracy", yaxis_tickformat=".0%", height=450,
                          title=settings.describe(), title_font_size=11)

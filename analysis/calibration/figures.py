@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..untrusted import plotly_text
+
 __all__ = ["confidence_histogram", "reliability_figure", "severity_figure"]
 
 _PANELS = (("before", "before temperature scaling"), ("after", "after temperature scaling"))
@@ -25,6 +27,7 @@ def reliability_figure(reliability: Mapping[str, Mapping[str, Mapping[str, list]
             part = bins[key]
             total = max(1, sum(part["count"]))
             kept = [k for k, count in enumerate(part["count"]) if count]
+            name = plotly_text(name)  # model and method names come from checkpoint files and the manifest
             figure.add_scatter(
                 x=[part["confidence"][k] for k in kept], y=[part["accuracy"][k] for k in kept], mode="lines+markers",
                 name=name, legendgroup=name, showlegend=col == 1, row=1, col=col,
@@ -47,6 +50,7 @@ def confidence_histogram(reliability: Mapping[str, Mapping[str, Mapping[str, lis
         for name, bins in reliability.items():
             part = bins[key]
             total = max(1, sum(part["count"]))
+            name = plotly_text(name)
             figure.add_bar(x=[(low + high) / 2 for low, high in zip(part["low"], part["high"])],
                            y=[count / total for count in part["count"]], name=name, legendgroup=name,
                            showlegend=col == 1, row=1, col=col,
@@ -68,6 +72,7 @@ def severity_figure(severity):
     palette = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
     for index, (method, part) in enumerate(severity.groupby("method", sort=False)):
         colour = palette[index % len(palette)]
+        method = plotly_text(method)
         for col, column in ((1, "confidence"), (2, "confidence_ts")):
             figure.add_scatter(x=part["severity"], y=part[column], mode="lines+markers", name=method,
                                legendgroup=method, showlegend=col == 1, line=dict(color=colour), row=1, col=col,

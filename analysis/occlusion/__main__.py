@@ -22,6 +22,7 @@ from msda.training.outputs import OutputFolder, output_folder, run_cli
 from .._cli import load_models
 from ..cam import CAM_METHODS, cam, evaluation_mode
 from ..report import interval_figure, write_report_set
+from ..untrusted import plotly_text
 from ..verdicts import INTERVAL_NOTE, formatted, method_table, wants_method_table
 from .class_shapes import MATCH_IOU, occluder_class_iou
 from .occluders import OCCLUDER_KINDS, occlude, sample_boxes
@@ -277,6 +278,7 @@ def _metric_figure(table):
     for index, metric in enumerate(metrics):
         row, col = index // columns + 1, index % columns + 1
         for number, (name, part) in enumerate(table.groupby("model", sort=False)):
+            name = plotly_text(name)  # checkpoint file names
             figure.add_bar(x=part["kind"], y=part[metric], name=name, legendgroup=name, showlegend=index == 0,
                            marker_color=palette[number % len(palette)], row=row, col=col,
                            hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}}<extra>{metric}</extra>")
@@ -307,8 +309,9 @@ def _example_figures(models, images, labels, boxes, kinds, classes, *, cam_metho
         for name in models:
             for variant, _ in variants:
                 _, true_p, pred = overlays[name, variant]
-                titles.append(f"{name}: p({classes[int(labels[index])]})={float(true_p[index]):.2f}"
-                              + ("" if int(pred[index]) == int(labels[index]) else f" → {classes[int(pred[index])]}"))
+                wrong = "" if int(pred[index]) == int(labels[index]) else f" → {classes[int(pred[index])]}"
+                true_class = classes[int(labels[index])]
+                titles.append(plotly_text(f"{name}: p({true_class})={float(true_p[index]):.2f}{wrong}"))
         rows = 1 + len(models)
         # plotly refuses a spacing above 1 / (rows − 1): with dozens of models (every seed) the rows get closer.
         figure = make_subplots(rows=rows, cols=len(variants), subplot_titles=titles, horizontal_spacing=0.02,
