@@ -9,9 +9,10 @@ per output folder. Used by ``python -m msda.train`` and the four study command l
   second run into the same folder stops at once with one line naming the run that holds it (pid, start time,
   command, written into the lock file). Within it, :meth:`OutputFolder.report_set` writes a set of files (CSV,
   JSON, HTML, per-item outcomes) into a fresh staging folder inside ``<out>`` and moves them into place with
-  ``os.replace`` only once all of them are written: a run that fails (full disk, an error in a figure) leaves the
-  previous complete set untouched, and a set's member the new run does not write is removed with the rest, so
-  files of two runs never sit side by side. A run killed during the renames (a few microseconds) is completed
+  ``os.replace`` only once all of them are written: a run that fails (a full disk, a crash) leaves the previous
+  complete set untouched, and a set's member the new run does not write is removed with the rest, so files of
+  two runs never sit side by side (an error in the figures, once the tables and outcomes are written, commits
+  those without the HTML). A run killed during the renames (a few microseconds) is completed
   by the next run's lock: a staging folder marked complete is moved into place, any other is deleted.
 """
 

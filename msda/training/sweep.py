@@ -38,6 +38,7 @@ from pathlib import Path
 import msda
 
 from .checkpoint import atomic_write, read_checkpoint_meta
+from .outputs import DiskFull
 from .recipes import RECIPES
 
 DEFAULT_RECIPE = "shapes-scratch"
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> list[Run]:
         build_parser().error(str(error))
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except DiskFull as error:  # results.json/.csv on a full disk: one line, the runs' own files are kept
+        raise SystemExit(f"error: {error}") from None
     failed = [run.name for run in runs if run.status != "done"]
     if failed:
         print(f"sweep: {len(failed)} run(s) did not finish: {', '.join(failed)} (see their logs)", file=sys.stderr)
