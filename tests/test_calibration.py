@@ -232,3 +232,17 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys, args, message):
         main(["--checkpoints", str(tmp_path / "x.safetensors"), "--n", "20", "--corrupted-n", "5", "--out",
               str(tmp_path / "o"), *args])  # the last of a repeated option wins
     assert message in capsys.readouterr().err
+
+
+def test_each_model_keeps_its_colour_in_both_panels_of_the_reliability_figures():
+    from analysis.calibration import confidence_histogram, reliability_figure
+
+    bins = {"confidence": [0.5, 0.9], "accuracy": [0.4, 0.95], "count": [3, 5], "low": [0.4, 0.8], "high": [0.5, 0.9]}
+    models = {name: {"before": bins, "after": bins} for name in ("none", "mixup", "cutmix")}
+    for figure, colour in ((reliability_figure(models), lambda t: t.line.color),
+                           (confidence_histogram(models), lambda t: t.marker.color)):
+        colours = {}
+        for trace in figure.data:
+            if trace.name in models:
+                colours.setdefault(trace.name, set()).add(colour(trace))
+        assert all(len(c) == 1 for c in colours.values()) and len({next(iter(c)) for c in colours.values()}) == 3

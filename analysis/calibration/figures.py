@@ -12,6 +12,14 @@ __all__ = ["confidence_histogram", "reliability_figure", "severity_figure"]
 _PANELS = (("before", "before temperature scaling"), ("after", "after temperature scaling"))
 
 
+def _colour(index: int) -> str:
+    """The name's colour, the same in both panels (plotly would otherwise go on cycling in the second)."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return palette[index % len(palette)]
+
+
 def reliability_figure(reliability: Mapping[str, Mapping[str, Mapping[str, list]]]):
     """Reliability diagrams, before and after temperature scaling: per model (or method) the accuracy of each
     confidence bin against the bin's mean confidence (marker size ∝ share of images); the diagonal is perfect
@@ -30,8 +38,8 @@ def reliability_figure(reliability: Mapping[str, Mapping[str, Mapping[str, list]
             name = plotly_text(name)  # model and method names come from checkpoint files and the manifest
             figure.add_scatter(
                 x=[part["confidence"][k] for k in kept], y=[part["accuracy"][k] for k in kept], mode="lines+markers",
-                name=name, legendgroup=name, showlegend=col == 1, row=1, col=col,
-                marker=dict(size=[6 + 24 * (part["count"][k] / total) ** 0.5 for k in kept]),
+                name=name, legendgroup=name, showlegend=col == 1, row=1, col=col, line=dict(color=_colour(index)),
+                marker=dict(size=[6 + 24 * (part["count"][k] / total) ** 0.5 for k in kept], color=_colour(index)),
                 customdata=[[part["count"][k], part["low"][k], part["high"][k]] for k in kept],
                 hovertemplate=f"{name}<br>bin (%{{customdata[1]:.2f}}, %{{customdata[2]:.2f}}]: %{{customdata[0]}} "
                               "images<br>confidence %{x:.3f}, accuracy %{y:.3f}<extra></extra>")
@@ -47,12 +55,13 @@ def confidence_histogram(reliability: Mapping[str, Mapping[str, Mapping[str, lis
 
     figure = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title in _PANELS], shared_yaxes=True)
     for col, (key, _) in enumerate(_PANELS, start=1):
-        for name, bins in reliability.items():
+        for index, (name, bins) in enumerate(reliability.items()):
             part = bins[key]
             total = max(1, sum(part["count"]))
             name = plotly_text(name)
             figure.add_bar(x=[(low + high) / 2 for low, high in zip(part["low"], part["high"])],
                            y=[count / total for count in part["count"]], name=name, legendgroup=name,
+                           marker_color=_colour(index),
                            showlegend=col == 1, row=1, col=col,
                            hovertemplate=f"{name}<br>confidence ≈ %{{x:.2f}}: %{{y:.1%}} of images<extra></extra>")
     figure.update_xaxes(title_text="top-label confidence", range=[0, 1])
