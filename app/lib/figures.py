@@ -10,8 +10,14 @@ figure these functions make.
 from __future__ import annotations
 
 import numpy as np
+import pandas  # noqa: F401 — imported before any figure is built, see below
 import plotly.graph_objects as go
 from plotly.colors import sequential
+
+# Plotly reads pandas from sys.modules without importing it (``get_module("pandas", should_load=False)``): while
+# one session's thread is still importing pandas, another session's figure finds the half-initialised module and
+# fails ("partially initialized module 'pandas' has no attribute 'Series'"). Every page imports this module
+# before drawing a figure, and Python's import lock makes the others wait until pandas is complete.
 
 MASK_SCALE = "Cividis"
 COLOUR_A = sequential.Cividis[-1]  # mask 1: the own image
