@@ -31,6 +31,7 @@ import msda
 from msda._saliency import fine_grained
 
 from .checkpoints import LoadedModel, ShippedFile, checkpoint_folder, list_shipped, load_shipped
+from .heavy import heavy_work
 from .pair import Pair
 from .params import remember, restore
 from .pictures import heat_png_uri
@@ -92,7 +93,8 @@ def _display(maps: torch.Tensor, size: int) -> tuple[np.ndarray, tuple[str, str]
 def image_guidance_tensor(need: str, images: torch.Tensor) -> torch.Tensor:
     """Image-only guidance of [B, 3, S, S] images: the fine-grained map [B, S, S], or for CAMs that map
     averaged onto 7 × 7 cells [B, 7, 7]. (The exported code writes the same two lines.)"""
-    saliency = fine_grained(images)
+    with heavy_work():
+        saliency = fine_grained(images)
     if need == "saliency":
         return saliency
     return F.adaptive_avg_pool2d(saliency[:, None], CAM_GRID)[:, 0]

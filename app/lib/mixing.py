@@ -3,7 +3,10 @@
 :func:`mix_view` mixes the batch [A, B] with ``msda.Mixer`` (the default pairing of a batch of two pairs them
 with each other) and keeps what the page shows of sample 0: the mixed image, the mask, requested and
 effective λ, the mixed label, the mask statistics of :mod:`msda.stats` and the method's stages.
-:func:`cached_mix_view` is the same, cached per (method, pair, λ, α, seed, parameters).
+:func:`cached_mix_view` is the same, cached per (method, pair, λ, α, seed, parameters) for the whole server:
+every session showing the same pair with the same settings gets the one computation (the pair is named by the
+hash of its pixels, so two sessions share a mix only when their images are identical, uploads included, and
+then the mix is the same bit for bit).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 import msda
 from msda import stats
 
+from .heavy import heavy_work
 from .pictures import jpeg_uri, mask_png_uri
 
 NUM_CLASSES = 2
@@ -119,7 +123,8 @@ def mix_view(method: str, images: torch.Tensor, *, lam: float | None, alpha: flo
     """
     generator = torch.Generator().manual_seed(seed)
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, alpha=alpha, generator=generator, **params)
-    out = mixer(images, torch.tensor(LABELS), lam=lam, **guidance_inputs(method, images, guidance))
+    with heavy_work():
+        out = mixer(images, torch.tensor(LABELS), lam=lam, **guidance_inputs(method, images, guidance))
     mask = out.mask[:1]
     mixed = (out.images[0].clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     mask_a = mask[0, 0].numpy()

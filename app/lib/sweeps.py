@@ -17,6 +17,7 @@ import torch
 
 import msda
 
+from .heavy import heavy_work
 from .mixing import HARDMIX_LOGITS, LABELS, NUM_CLASSES
 
 LAM_STEPS = 21
@@ -104,7 +105,8 @@ def _run(method: str, images: torch.Tensor, replay: dict, n: int, alpha: float, 
     mixer = msda.Mixer(method, num_classes=NUM_CLASSES, alpha=alpha, generator=torch.Generator(), **params)
     extra = {"logits": torch.tensor([HARDMIX_LOGITS[0]] * n + [HARDMIX_LOGITS[1]] * n)} \
         if mixer.method.info.needs_logits else {}
-    out = mixer(stacked, labels, params=repeated, **extra)
+    with heavy_work():
+        out = mixer(stacked, labels, params=repeated, **extra)
     return out.mask[:n, 0], _pixels(out.images[:n]), out.lam[:n]
 
 
@@ -167,7 +169,8 @@ def _batch_level_sweep(method: str, images: torch.Tensor, name: str, values: np.
             chosen.pop("k", None)  # a pinned k above the new k_max would be refused
         mixer = msda.Mixer(method, num_classes=NUM_CLASSES, alpha=alpha,
                            generator=torch.Generator().manual_seed(seed), **chosen)
-        out = mixer(images, torch.tensor(LABELS), lam=lam)
+        with heavy_work():
+            out = mixer(images, torch.tensor(LABELS), lam=lam)
         masks.append(out.mask[0, 0])
         mixed.append(out.images[0])
         effective.append(out.lam[0])
