@@ -59,10 +59,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, log) -> subprocess.Popen:
+def start_server(port: int, log, options: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``streamlit run app/Home.py`` on ``port`` (one torch thread, output to ``log``, further command-line
+    ``options`` appended), once it answers its health check."""
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/Home.py", "--server.headless", "true",
-         "--server.port", str(port)],
+         "--server.port", str(port), *options],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
