@@ -26,14 +26,23 @@ def spectrum_shape(height: int, width: int) -> tuple[int, int]:
 def decay_scale(decay: Tensor, height: int, width: int) -> Tensor:
     """[B, H, W//2 + 1] amplitude 1 / max(f, f_min)^δ with f_min = 1 / max(H, W), δ per sample."""
     freqs = frequency_radius(height, width, decay.device).clamp_min(1.0 / max(height, width))
-    return freqs[None].pow(-decay[:, None, None])
+    return _per_sample_pow(freqs, -decay)
 
 
 def low_pass(decay: Tensor, height: int, width: int) -> Tensor:
     """[B, H, W//2 + 1] the normalised low-pass L_δ = (f_min / max(f, f_min))^δ, so L_δ(0) = 1."""
     freqs = frequency_radius(height, width, decay.device)
     f_min = 1.0 / max(height, width)
-    return (f_min / freqs.clamp_min(f_min))[None].pow(decay[:, None, None])
+    return _per_sample_pow(f_min / freqs.clamp_min(f_min), decay)
+
+
+def _per_sample_pow(base: Tensor, exponent: Tensor) -> Tensor:
+    """[B, H, W'] base ** exponent[b]. On a CPU a batch with one exponent (the usual δ) raises the plane once
+    and shares it across the batch — the same kernel on a [1] exponent, so the same bits; on a GPU the
+    batched pow is cheap and the check would cost a host sync."""
+    if exponent.device.type == "cpu" and exponent.numel() > 1 and bool((exponent == exponent[0]).all()):
+        return base[None].pow(exponent[:1, None, None]).expand(exponent.shape[0], -1, -1)
+    return base[None].pow(exponent[:, None, None])
 
 
 def low_frequency_image(noise: Tensor, decay: Tensor, height: int, width: int,

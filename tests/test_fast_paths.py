@@ -182,6 +182,15 @@ def test_fmix_with_a_soft_edge_still_ranks_by_the_sort(device):
 # ---------------------------------------------------------------------------------------------------------------
 # Fine-grained saliency: the edge-extended integral, written in place.
 
+@pytest.mark.parametrize("decays", [[3.0] * 6, [3.0, 3.0, 2.5, 3.0, 4.0, 3.0], [1.5]])
+def test_one_decay_for_the_batch_raises_the_plane_once_with_the_same_bits(device, decays):
+    decay = torch.tensor(decays, device=device)
+    freqs = _fourier.frequency_radius(37, 53, decay.device).clamp_min(1.0 / 53)
+    assert torch.equal(_fourier.decay_scale(decay, 37, 53), freqs[None].pow(-decay[:, None, None]))
+    base = 1.0 / 53 / _fourier.frequency_radius(37, 53, decay.device).clamp_min(1.0 / 53)
+    assert torch.equal(_fourier.low_pass(decay, 37, 53), base[None].pow(decay[:, None, None]))
+
+
 @pytest.mark.parametrize("size", [(9, 13), (224, 224), (300, 300)])  # 300²·255 ≥ 2²⁴: the int32 integral
 def test_extended_integral_equals_the_padded_cumulative_sum(size):
     grey = torch.randint(0, 256, (2, *size), generator=torch.Generator().manual_seed(6)).float()
