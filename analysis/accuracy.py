@@ -51,6 +51,12 @@ OUTCOMES_FILE = "accuracy_outcomes.safetensors"
 REPORT_FILE = "accuracy.json"
 
 
+def report_file(baseline: str) -> str:
+    """accuracy.json against ``none`` (the one the manifest cites); accuracy_vs_<baseline>.json against another
+    method, so comparing with another baseline from the cache never replaces the manifest's report."""
+    return REPORT_FILE if baseline == "none" else f"accuracy_vs_{baseline}.json"
+
+
 def split_id(version: int, data_seed: int, n: int) -> str:
     """The name of a shapes test split in the outcomes file: ``shapes-v<version>-seed<data seed>-n<n>``."""
     return f"shapes-v{version}-seed{data_seed}-n{n}"
@@ -202,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                              f"trained or tested on; pick another (e.g. {max(data_seeds | {test_seed}) + 1})")
         if args.baseline not in {run["method"] for run in runs}:
             raise ValueError(f"--baseline {args.baseline!r} has no run in {args.folder}")
+        if args.manifest is not None and args.baseline != "none":
+            raise ValueError(f"--manifest takes the comparison with none (the seed table's verdicts), not --baseline "
+                             f"{args.baseline!r}; leave one of them out")
         if args.manifest is not None and not args.manifest.is_file():
             raise ValueError(f"--manifest {args.manifest} is not a file; build it first with "
                              "python -m msda.training.manifest")
@@ -226,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                  for run in runs],
         "methods": methods,
     }
-    write_json(args.out / REPORT_FILE, report)
+    write_json(args.out / report_file(args.baseline), report)
     print(format_table(methods, n=args.n, test_seed=test_seed, replication_seed=args.replication_data_seed,
                        baseline=args.baseline))
     if args.manifest is not None:

@@ -95,6 +95,7 @@ def test_manifest_rebuild_keeps_the_figures_with_accuracy(folders):
 @pytest.mark.parametrize("extra, message", [
     (("--replication-data-seed", "0"), "--replication-data-seed 0 is a data seed the runs were trained or tested on"),
     (("--baseline", "gridmix"), "--baseline 'gridmix' has no run"),
+    (("--baseline", "cutmix", "--manifest", "manifest.json"), "--manifest takes the comparison with none"),
     (("--n", "1"), "--n must be"),
 ])
 def test_bad_arguments_exit_with_one_line(folders, extra, message, capsys):
@@ -103,3 +104,13 @@ def test_bad_arguments_exit_with_one_line(folders, extra, message, capsys):
         run(seeds, out, *extra)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_another_baseline_writes_its_own_report_and_leaves_the_manifests_alone(folders, capsys):
+    shipped, seeds, out = folders
+    run(seeds, out)
+    cited = (out / accuracy.REPORT_FILE).read_bytes()
+    run(seeds, out, "--baseline", "cutmix")  # from the cache: no model is scored again
+    assert (out / accuracy.REPORT_FILE).read_bytes() == cited
+    assert json.loads((out / "accuracy_vs_cutmix.json").read_text())["baseline"] == "cutmix"
+    assert "− cutmix [95 % CI]" in capsys.readouterr().out
