@@ -275,7 +275,7 @@ def test_cli_writes_the_reports(tmp_path, capsys):
     assert table["faithfulness"].notna().all() and (table["faithfulness"] >= -1).all()
     assert set(table["occluder_closest_class"]) == {"circle"} and (table["occluder_class_iou"] < 0.85).all()
     summary = json.loads((tmp_path / "report" / "occlusion.json").read_text())
-    assert summary["command"].startswith("python -m analysis.occlusion --checkpoints")
+    assert summary["command"].startswith("python -m analysis.occlusion --checkpoints") and summary["seconds"] > 0
     assert len(summary["rows"]) == 4 and "latching" in summary["metrics"] and "faithfulness" in summary["metrics"]
     page = (tmp_path / "report" / "occlusion.html").read_text()
     assert "Example 1" in page and "latching" in page

@@ -317,7 +317,7 @@ def test_cli_shapes_c_writes_csv_json_html(tmp_path, capsys):
         at_zero = rows[(rows["kind"] == "fgsm") & (rows["eps"] == 0)].iloc[0]
         assert clean["correct"] == at_zero["correct"] and clean["total"] == 10  # ε = 0 is the clean accuracy
     report = json.loads((out / "robustness.json").read_text())
-    assert report["command"].startswith("python -m analysis.robustness --checkpoint")
+    assert report["command"].startswith("python -m analysis.robustness --checkpoint") and report["seconds"] > 0
     assert report["data"]["data_seed"] == 3 and report["data"]["corruptions"] == ["gaussian_noise", "zoom_blur"]
     assert [row["model"] for row in report["summary"]] == ["none", "cutmix"] and len(report["rows"]) == len(table)
     page = (out / "robustness.html").read_text()

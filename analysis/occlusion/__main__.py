@@ -7,6 +7,7 @@ import math
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 def _study(args, command: str, device: torch.device, folder: OutputFolder) -> dict:
+    started = time.perf_counter()
     loaded = load_models(args.checkpoints, "--checkpoints", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]
@@ -140,7 +142,8 @@ def _study(args, command: str, device: torch.device, folder: OutputFolder) -> di
 
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
-    summary = {"command": command, "settings": settings, "metrics": STUDY_METRICS,
+    summary = {"command": command, "settings": settings, "seconds": time.perf_counter() - started,
+               "metrics": STUDY_METRICS,
                "outcomes": OUTCOMES_FILE, "higher_is_better": HIGHER_IS_BETTER,
                "replication": None if replication is None else {"data_seed": args.replication_data_seed,
                                                                 "images": len(labels)},

@@ -10,6 +10,7 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -187,6 +188,7 @@ def _parse_eps(text: str | None) -> tuple[float, ...] | None:
 
 
 def _run(args, command: str, rank: int, world_size: int, device: torch.device, folder: OutputFolder | None) -> dict:
+    started = time.perf_counter()
     loaded = load_models(args.checkpoints, "--checkpoint", arch=args.arch, num_classes=args.num_classes,
                          device=device)
     metas = [meta for _, meta in loaded.values()]
@@ -226,7 +228,8 @@ def _run(args, command: str, rank: int, world_size: int, device: torch.device, f
                                    batch_size=args.batch_size, progress=progress, num_classes=data.num_classes)
     if rank != 0:
         return {}
-    return _write(args, command, folder, loaded, data, results, curves, world_size, device, replicated, attacked)
+    return _write(args, command, folder, loaded, data, results, curves, world_size, device, replicated, attacked,
+                  seconds=time.perf_counter() - started)
 
 
 def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
@@ -247,7 +250,7 @@ def _evaluate(args, models, data: RobustnessData, eps, common) -> tuple:
 
 
 def _write(args, command: str, folder: OutputFolder, loaded, data: RobustnessData, results, curves, world_size: int,
-           device, replicated: tuple | None = None, attacked: dict | None = None) -> dict:
+           device, replicated: tuple | None = None, attacked: dict | None = None, seconds: float | None = None) -> dict:
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     settings["checkpoints"] = [str(meta["path"]) for _, meta in loaded.values()]
     settings.pop("pgd", None)  # the attack's settings are the report's pgd_attack
@@ -277,6 +280,7 @@ def _write(args, command: str, folder: OutputFolder, loaded, data: RobustnessDat
         report["replication"] = {"data_seed": args.replication_data_seed,
                                  "images": int(replicated[0].clean_total)}
     report["world_size"] = world_size
+    report["seconds"] = seconds  # the run's wall time from loading the models to the tables, for the README
     summary, table = report["summary"], report.pop("rows")
     fgsm_rows = report.get("fgsm")
     methods = report.get("methods")
