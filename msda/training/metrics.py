@@ -27,21 +27,24 @@ class MetricsLog:
         self.stem = Path(stem)
         self.rows: list[dict] = list(rows or [])
 
+    def _named(self, suffix: str) -> Path:
+        return self.stem.with_name(self.stem.name + suffix)
+
     @property
     def csv_path(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".csv")
+        return self._named(".csv")
 
     @property
     def jsonl_path(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".jsonl")
+        return self._named(".jsonl")
 
     @property
     def partial_csv_path(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".partial.csv")
+        return self._named(".partial.csv")
 
     @property
     def partial_jsonl_path(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".partial.jsonl")
+        return self._named(".partial.jsonl")
 
     @property
     def paths(self) -> tuple[Path, ...]:
